@@ -1,0 +1,38 @@
+# Shipyard: `make demo` runs the main job end to end; `make test` runs the test suite (what CI runs).
+SHELL := /bin/bash
+PY := .venv/bin/python
+export PYTHONPATH := $(CURDIR)
+# the venv's bin first: DeepSpeed's op cache is keyed by the ninja it finds (see docs/notes)
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
+export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/shipyard/torch_extensions
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: env demo test test-fast services services-down bench lock clean
+
+env:  ## build (once, cached outside the clone) and link .venv
+	@bash scripts/venv.sh
+
+demo: env  ## train digits_cnn on bundled data, print its test metrics and run directory
+	$(PY) scripts/demo.py
+
+services: env  ## install and start what the tests need (Slurm cluster, nginx, prometheus tools, Java check)
+	@bash scripts/services.sh up
+
+services-down:
+	@bash scripts/services.sh down
+
+test: env services  ## the whole suite, slow tests included (CI runs exactly this)
+	@set -o pipefail; status=0; $(PY) -m pytest -q $(PYTEST_ARGS) || status=$$?; bash scripts/services.sh down; exit $$status
+
+test-fast: env  ## the suite without slow tests and without services
+	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+
+bench: env services  ## benchmarks → benchmarks/results/latest.json + latest.md
+	$(PY) -m benchmarks.run
+
+lock:  ## regenerate requirements.lock from pyproject.toml's dependencies in a scratch venv
+	@bash scripts/lock.sh
+
+clean:
+	rm -rf outputs multirun .pytest_cache

@@ -1,0 +1,1 @@
+"""LightningDataModules and everything about inputs (preprocessing, splits, data checks)."""

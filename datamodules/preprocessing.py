@@ -1,0 +1,198 @@
+"""One definition of input preprocessing, shared by training, export, serving and scoring.
+
+This module imports only the standard library, PIL and torch: it ships inside every `.mar` and is
+what a batch scoring job runs. Training builds a `PreprocessSpec` from its config, the run directory
+keeps it as `preprocess.json`, and handlers/scoring apply the very functions below.
+"""
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+SPEC_FILENAME = "preprocess.json"
+
+
+class BadInputError(ValueError):
+    """An input that cannot be preprocessed; the message names the problem."""
+
+
+@dataclass
+class PreprocessSpec:
+    """Everything besides weights that turns a raw input into model input and logits into labels."""
+
+    kind: str  # "image" or "text"
+    labels: list[str]
+    # image
+    image_size: list[int] = field(default_factory=list)  # [height, width]
+    channels: int = 3
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+    max_image_pixels: int = 40_000_000
+    # text
+    tokenizer_dir: str | None = None
+    max_length: int = 128
+    max_text_chars: int = 20_000
+    # calibration (set by evaluation: logits are divided by it before the softmax)
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("image", "text"):
+            raise ValueError(f"PreprocessSpec.kind must be 'image' or 'text', got {self.kind!r}")
+        if not self.labels:
+            raise ValueError("PreprocessSpec.labels is empty: the datamodule found no classes")
+        if self.kind == "image":
+            if len(self.image_size) != 2 or min(self.image_size) <= 0:
+                raise ValueError(f"image_size must be [height, width] > 0, got {self.image_size}")
+            if self.channels not in (1, 3):
+                raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+            if len(self.mean) != self.channels or len(self.std) != self.channels:
+                raise ValueError(f"mean/std need {self.channels} values, got {self.mean}/{self.std}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form, as saved in `preprocess.json`."""
+        return asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        """Write the spec as JSON (callers choose the atomic wrapper)."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PreprocessSpec":
+        """Build a spec from plain data; unknown keys are an error, not ignored."""
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown preprocessing keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PreprocessSpec":
+        """Read `preprocess.json`."""
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+# ----------------------------------------------------------------------------- images
+def decode_image(data: bytes, spec: PreprocessSpec) -> Image.Image:
+    """Decode PNG/JPEG/... bytes into a PIL image, or raise BadInputError saying why."""
+    if not data:
+        raise BadInputError("empty image: the request body has no bytes")
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            width, height = probe.size
+            if width * height > spec.max_image_pixels:
+                raise BadInputError(
+                    f"image too large: {width}x{height} pixels, limit {spec.max_image_pixels}"
+                )
+            probe.load()
+            return probe.copy()
+    except BadInputError:
+        raise
+    except UnidentifiedImageError as err:
+        raise BadInputError("not a readable image: unknown format or corrupt header") from err
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise BadInputError(f"not a readable image: {err} (truncated or corrupt data)") from err
+
+
+def image_to_tensor(image: Image.Image, spec: PreprocessSpec) -> torch.Tensor:
+    """Resize, convert the colour mode and normalise one PIL image into a CxHxW float tensor."""
+    mode = "L" if spec.channels == 1 else "RGB"
+    if image.mode != mode:
+        image = image.convert(mode)
+    height, width = spec.image_size
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.BILINEAR)
+    raw = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
+    x = raw.view(height, width, spec.channels).permute(2, 0, 1).float().div_(255.0)
+    mean = torch.tensor(spec.mean).view(-1, 1, 1)
+    std = torch.tensor(spec.std).view(-1, 1, 1)
+    return (x - mean) / std
+
+
+def preprocess_image_bytes(data: bytes, spec: PreprocessSpec) -> torch.Tensor:
+    """Bytes of one image file → normalised tensor, as in training."""
+    return image_to_tensor(decode_image(data, spec), spec)
+
+
+# ----------------------------------------------------------------------------- text
+def clean_text(value: Any, spec: PreprocessSpec) -> str:
+    """Check one text input; raise BadInputError for non-text, empty or oversized values."""
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise BadInputError(f"text is not valid UTF-8 ({err})") from err
+    if not isinstance(value, str):
+        raise BadInputError(f"text must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise BadInputError("text is empty")
+    if len(value) > spec.max_text_chars:
+        raise BadInputError(f"text too long: {len(value)} characters, limit {spec.max_text_chars}")
+    return value
+
+
+def tokenize(texts: Sequence[str], tokenizer: Any, spec: PreprocessSpec) -> dict[str, torch.Tensor]:
+    """Tokenise a batch exactly as training does: pad to max_length, truncate."""
+    enc = tokenizer(
+        list(texts),
+        padding="max_length",
+        truncation=True,
+        max_length=spec.max_length,
+        return_tensors="pt",
+    )
+    return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def load_tokenizer(tokenizer_dir: str | Path) -> Any:
+    """Load a fast tokenizer from a folder of tokenizer files (transformers or plain `tokenizers`)."""
+    path = Path(tokenizer_dir)
+    try:
+        from transformers import AutoTokenizer  # optional at serving time
+
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except ImportError:
+        return _PlainTokenizer(path / "tokenizer.json")
+
+
+class _PlainTokenizer:
+    """Minimal adapter over the `tokenizers` library for servers without `transformers`."""
+
+    def __init__(self, tokenizer_json: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(tokenizer_json))
+
+    def __call__(self, texts: list[str], padding: str, truncation: bool, max_length: int, return_tensors: str):
+        self._tok.enable_truncation(max_length=max_length)
+        pad_id = self._tok.token_to_id("[PAD]") or 0
+        self._tok.enable_padding(length=max_length, pad_id=pad_id)
+        encs = self._tok.encode_batch(texts)
+        return {
+            "input_ids": torch.tensor([e.ids for e in encs], dtype=torch.long),
+            "attention_mask": torch.tensor([e.attention_mask for e in encs], dtype=torch.long),
+        }
+
+
+# ----------------------------------------------------------------------------- outputs
+def postprocess(logits: torch.Tensor, spec: PreprocessSpec, top_k: int = 5) -> list[dict[str, Any]]:
+    """Logits (N x C) → per-row top-k labels and probabilities, temperature applied."""
+    probs = torch.softmax(logits.float() / spec.temperature, dim=-1)
+    k = min(top_k, probs.shape[-1])
+    values, indices = probs.topk(k, dim=-1)
+    results = []
+    for row_values, row_indices in zip(values.tolist(), indices.tolist()):
+        results.append(
+            {
+                "label": spec.labels[row_indices[0]],
+                "probability": row_values[0],
+                "top_k": [
+                    {"label": spec.labels[i], "probability": p} for i, p in zip(row_indices, row_values)
+                ],
+            }
+        )
+    return results

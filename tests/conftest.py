@@ -1,0 +1,55 @@
+"""Shared fixtures: compose configs like train.py does, run entry points as real subprocesses."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, open_dict
+
+from trainers.resolvers import register
+
+REPO = Path(__file__).resolve().parent.parent
+CONF = REPO / "conf"
+EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
+
+register()
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def compose_train(overrides: list[str], output_root: Path) -> DictConfig:
+    """The config train.py would see for these overrides (outputs under output_root)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, f"paths.output_root={output_root}"], return_hydra_config=True)
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def run_entry(script: str, *args: str, cwd: Path = REPO, env: dict | None = None, timeout: int = 600,
+              check: bool = True) -> subprocess.CompletedProcess:
+    """Run an entry point (train.py, ...) in a fresh interpreter, as a user would."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **(env or {})}
+    proc = subprocess.run([sys.executable, str(REPO / script), *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def require_service(available: bool, reason: str) -> None:
+    """Skip when a machine cannot provide a service, but never under CI=true: there it is a failure."""
+    if available:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and a required service is missing: {reason}")
+    pytest.skip(reason)

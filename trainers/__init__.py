@@ -1,0 +1,1 @@
+"""Everything that turns a network into a trained model: nets, the LightningModule, callbacks, runs."""

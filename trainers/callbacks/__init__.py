@@ -1,0 +1,1 @@
+"""Lightning callbacks of Shipyard: throughput, per-epoch seeding."""

@@ -1,0 +1,1 @@
+"""Plain nn.Modules: exportable, no Lightning, no Hydra."""

@@ -1,0 +1,51 @@
+"""OmegaConf resolvers shared by every entry point: `${repo_root:}` and `${shipyard_run_id:}`."""
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RUN_ID_ENV = "SHIPYARD_RUN_ID"
+
+
+@lru_cache(maxsize=None)
+def _process_timestamp() -> str:
+    return datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def default_run_id() -> str:
+    """One id per run that every rank and a requeued job agree on.
+
+    SHIPYARD_RUN_ID (set by train.py for the ranks it starts) > Slurm job id (stable across requeue)
+    > torchrun's rdzv id > a timestamp fixed once per process (+ job number in a local multirun).
+    """
+    if os.environ.get(RUN_ID_ENV):
+        return os.environ[RUN_ID_ENV]
+    if os.environ.get("SLURM_ARRAY_JOB_ID"):
+        return f"slurm-{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID', '0')}"
+    if os.environ.get("SLURM_JOB_ID"):
+        return f"slurm-{os.environ['SLURM_JOB_ID']}"
+    if os.environ.get("TORCHELASTIC_RUN_ID", "none") not in ("none", ""):
+        return f"torchrun-{os.environ['TORCHELASTIC_RUN_ID']}"
+    run_id = _process_timestamp()
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            run_id = f"{run_id}_{HydraConfig.get().job.num}"
+    except ImportError:  # pragma: no cover - hydra is a dependency
+        pass
+    return run_id
+
+
+def register() -> None:
+    """Register the resolvers once (idempotent)."""
+    if not OmegaConf.has_resolver("repo_root"):
+        OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
+    if not OmegaConf.has_resolver("shipyard_run_id"):
+        OmegaConf.register_new_resolver("shipyard_run_id", default_run_id, use_cache=False)

@@ -1,0 +1,143 @@
+"""train(cfg): build everything from config, fit, test the best checkpoint, write the run directory."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer, seed_everything
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from trainers.checkpoint_io import AtomicCheckpointIO
+from trainers.config_check import check_targets, check_top_level
+from trainers.resolvers import REPO_ROOT, RUN_ID_ENV
+from trainers.rundir import (
+    atomic_write_json,
+    atomic_write_text,
+    git_revision,
+    now_iso,
+    package_versions,
+    read_json,
+    resolve_resume_checkpoint,
+)
+
+TOP_LEVEL_SCHEMA: dict[str, tuple[type, ...]] = {
+    "name": (str,), "run_id": (str, int), "seed": (int,), "ckpt_path": (str, type(None)),
+    "resume": (str, type(None)), "test_after_fit": (bool,),
+    "datamodule": (), "model": (), "trainer": (), "strategy": (), "callbacks": (), "logger": (), "paths": (),
+}
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Everything that can be known wrong before any work: keys, types, targets."""
+    check_top_level(cfg, TOP_LEVEL_SCHEMA)
+    check_targets(cfg)
+
+
+def build_callbacks(cfg: DictConfig) -> list[Callback]:
+    """Instantiate every callback of the `callbacks` group (null entries are switched off)."""
+    return [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+
+
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    """Instantiate every logger of the `logger` group."""
+    return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+
+
+def write_run_start(run_dir: Path, cfg: DictConfig, datamodule: Any, resumed_from: Path | None) -> dict[str, Any]:
+    """Rank 0: the resolved config (once), data artifacts, run.json with provenance."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "config.yaml"
+    if not config_path.exists():
+        atomic_write_text(config_path, OmegaConf.to_yaml(cfg, resolve=True))
+    for rel, data in datamodule.artifacts().items():
+        atomic_write_json(run_dir / rel, data)
+    run_json = run_dir / "run.json"
+    info = read_json(run_json) if run_json.exists() else {
+        "run_id": str(cfg.run_id),
+        "experiment": cfg.name,
+        "run_dir": str(run_dir.resolve()),
+        "start_time": now_iso(),
+        "seed": cfg.seed,
+        "git": git_revision(REPO_ROOT),
+        "packages": package_versions(),
+        "data_fingerprint": datamodule.fingerprint(),
+        "num_classes": datamodule.num_classes,
+        "labels": datamodule.labels,
+        "attempts": [],
+    }
+    info["attempts"].append({"start_time": now_iso(), "resumed_from": str(resumed_from) if resumed_from else None,
+                             "pid": os.getpid()})
+    atomic_write_json(run_json, info)
+    return info
+
+
+def _checkpoint_callback(trainer: Trainer) -> ModelCheckpoint | None:
+    return trainer.checkpoint_callback if isinstance(trainer.checkpoint_callback, ModelCheckpoint) else None
+
+
+def evaluate_best(trainer: Trainer, model: LightningModule, datamodule: LightningDataModule) -> dict[str, float]:
+    """Validate and test the best checkpoint (or the final weights when none was kept)."""
+    callback = _checkpoint_callback(trainer)
+    ckpt = callback.best_model_path if callback is not None and callback.best_model_path else None
+    metrics: dict[str, float] = {}
+    for results in (trainer.validate(model, datamodule, ckpt_path=ckpt, verbose=False),
+                    trainer.test(model, datamodule, ckpt_path=ckpt, verbose=False)):
+        for result in results:
+            metrics.update({k: float(v) for k, v in result.items()})
+    return metrics
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit and test one configured run; returns its summary (also written to the run directory)."""
+    check_config(cfg)
+    seed_everything(cfg.seed, workers=True)
+    run_dir = Path(cfg.paths.run_dir)
+    os.environ[RUN_ID_ENV] = str(cfg.run_id)  # ranks that Lightning starts share this run directory
+
+    datamodule = instantiate(cfg.datamodule)
+    datamodule.setup("fit")
+    with open_dict(cfg):
+        cfg.model.num_classes = datamodule.num_classes
+    model = instantiate(cfg.model)
+    trainer: Trainer = instantiate(
+        cfg.trainer,
+        strategy=instantiate(cfg.strategy),
+        callbacks=build_callbacks(cfg),
+        logger=build_loggers(cfg) or False,
+        plugins=[AtomicCheckpointIO()],
+    )
+    resume_from = resolve_resume_checkpoint(run_dir, cfg.ckpt_path, cfg.resume)
+    if trainer.is_global_zero:
+        write_run_start(run_dir, cfg, datamodule, resume_from)
+        rank_zero_info(f"run directory: {run_dir}" + (f" (resuming from {resume_from})" if resume_from else ""))
+
+    started = time.time()
+    trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    metrics = evaluate_best(trainer, model, datamodule) if cfg.test_after_fit else {}
+    wall = time.time() - started
+
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "metrics": metrics}
+    if trainer.is_global_zero:
+        callback = _checkpoint_callback(trainer)
+        atomic_write_json(run_dir / "metrics.json", metrics)
+        info = read_json(run_dir / "run.json")
+        info.update(
+            end_time=now_iso(),
+            fit_wall_seconds=round(wall, 2),
+            best_checkpoint=callback.best_model_path if callback else None,
+            best_score=float(callback.best_model_score) if callback and callback.best_model_score is not None else None,
+            last_checkpoint=str(Path(callback.dirpath) / "last.ckpt") if callback and callback.save_last else None,
+            global_step=trainer.global_step,
+            epochs=trainer.current_epoch,
+        )
+        atomic_write_json(run_dir / "run.json", info)
+        shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith(("test/", "val/")))
+        print(f"metrics: {shown}")
+        print(f"run directory: {run_dir}")
+    return summary
