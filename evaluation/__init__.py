@@ -1,0 +1,1 @@
+"""Evaluation of a trained run: report, calibration, fairness, explanations, baselines, model card."""
