@@ -13,20 +13,7 @@ from datamodules.hf_assets import resolve_model_dir
 from datamodules.preprocessing import BadInputError, PreprocessSpec, clean_text, load_tokenizer, tokenize
 from datamodules.records import BadRecord
 from datamodules.splits import stratified_split
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """Read .csv, .jsonl/.json (one object per line) or .parquet into a DataFrame."""
-    suffix = path.suffix.lower()
-    if not path.exists():
-        raise FileNotFoundError(f"data file {path} does not exist")
-    if suffix == ".csv":
-        return pd.read_csv(path, dtype=str, keep_default_na=True)
-    if suffix in (".jsonl", ".json"):
-        return pd.read_json(path, lines=True, dtype=False)
-    if suffix == ".parquet":
-        return pd.read_parquet(path)
-    raise ValueError(f"unsupported data file {path}: use .csv, .jsonl or .parquet")
+from datamodules.tables import read_table  # re-exported: batch scoring reads tables without Lightning
 
 
 class TokenizedDataset(Dataset):
