@@ -1,0 +1,1 @@
+"""Everything after training: export, packaging, handlers, a real TorchServe, and its command line."""

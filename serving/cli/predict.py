@@ -1,0 +1,76 @@
+"""`predict`: one prediction from a file or a text, over REST (default) or gRPC, printed as JSON."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from serving.cli.common import print_json, serve_config, split_overrides
+from serving.client import ServingError
+from serving.server import TorchServeInstance
+
+CONTENT_TYPES = {".json": "application/json", ".txt": "text/plain"}
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register predict."""
+    p = subparsers.add_parser("predict", help="predict NAME [--version V] FILE|--text TEXT [key=value ...]")
+    p.add_argument("name", help="served model name")
+    p.add_argument("items", nargs="*", metavar="FILE|KEY=VALUE",
+                   help="an input file (image bytes, .json or .txt) and/or conf/serve.yaml overrides")
+    p.add_argument("--version", help="pin a version instead of the default one")
+    p.add_argument("--text", help="a text input, sent as JSON {\"text\": ...}")
+    p.add_argument("--grpc", action="store_true", help="use TorchServe's gRPC inference API instead of REST")
+    p.set_defaults(func=run_predict)
+
+
+def request_body(files: list[str], text: str | None) -> tuple[bytes, str]:
+    """The body and content type for exactly one input: a file or --text."""
+    if (text is None) == (len(files) != 1):
+        raise ServingError(f"give exactly one input: a FILE or --text (got files {files}, text={text is not None})")
+    if text is not None:
+        return json.dumps({"text": text}).encode(), "application/json"
+    path = Path(files[0])
+    if not path.is_file():
+        raise ServingError(f"{path}: no such input file")
+    return path.read_bytes(), CONTENT_TYPES.get(path.suffix.lower(), "application/octet-stream")
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Send the input; print the model's JSON answer (exit 0) or the error JSON (exit 1)."""
+    overrides, files = split_overrides(args.items)
+    args.overrides = overrides
+    instance = TorchServeInstance(serve_config(args))
+    if not instance.is_running():
+        raise ServingError(f"no TorchServe running for {instance.dir}: `python -m serving start` first")
+    body, content_type = request_body(files, args.text)
+    if args.grpc:
+        return _predict_grpc(instance, args.name, args.version, body)
+    resp = instance.client().predict(args.name, body, version=args.version, content_type=content_type)
+    try:
+        answer = resp.json()
+    except ValueError:
+        answer = {"message": resp.text[:2000]}
+    if resp.status_code >= 400:
+        print_json({"status": resp.status_code, "error": answer})
+        return 1
+    print_json(answer)
+    return 0
+
+
+def _predict_grpc(instance: TorchServeInstance, name: str, version: str | None, body: bytes) -> int:
+    import grpc
+
+    from serving.grpc_client import TorchServeGrpcClient
+
+    with TorchServeGrpcClient(instance.dir) as client:
+        try:
+            raw = client.predict(name, {"data": body}, version=version)
+        except grpc.RpcError as err:
+            print_json({"status": err.code().name, "error": err.details()})
+            return 1
+    try:
+        print_json(json.loads(raw))
+    except ValueError:
+        print_json({"prediction": raw.decode(errors="replace")})
+    return 0

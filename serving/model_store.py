@@ -1,0 +1,125 @@
+"""Putting `.mar` archives into an instance's model store and registering them with a running server."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from serving.client import ServingError, TorchServeClient
+from serving.server_config import ModelSettings
+
+VERSION_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
+NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+@dataclass
+class ArchiveInfo:
+    """What a `.mar`'s manifest says about itself."""
+
+    path: Path
+    name: str
+    version: str
+    handler: str
+
+
+def read_manifest(mar: Path) -> ArchiveInfo:
+    """Model name, version and handler from `MAR-INF/MANIFEST.json` inside the archive."""
+    mar = Path(mar)
+    if not mar.is_file():
+        raise ServingError(f"{mar}: no such archive (build one with `python export.py run_dir=...`)")
+    try:
+        with zipfile.ZipFile(mar) as zf:
+            manifest = json.loads(zf.read("MAR-INF/MANIFEST.json"))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as err:
+        raise ServingError(f"{mar} is not a model archive with MAR-INF/MANIFEST.json ({err}); "
+                           "build it with torch-model-archiver (export.py)") from err
+    model = manifest.get("model", {})
+    return ArchiveInfo(path=mar, name=model.get("modelName", ""), version=str(model.get("modelVersion", "")),
+                       handler=model.get("handler", ""))
+
+
+def check_name_version(name: str, version: str) -> None:
+    """Names and versions TorchServe and URLs accept unchanged."""
+    if not NAME_RE.fullmatch(name):
+        raise ServingError(f"model name {name!r}: start with a letter; use letters, digits, '_' or '-'")
+    if not VERSION_RE.fullmatch(version):
+        raise ServingError(f"model version {version!r}: use dotted numbers such as 1, 1.0 or 2.1.3")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def add_to_store(mar: Path, store: Path, name: str | None = None, version: str | None = None) -> tuple[ArchiveInfo, str]:
+    """Copy an archive into the model store as `<name>-<version>.mar` (never overwriting other bytes).
+
+    Returns the manifest info (with the served name) and the store file name used as the register URL.
+    """
+    info = read_manifest(mar)
+    served_name = name or info.name
+    if version and version != info.version:
+        raise ServingError(f"{mar} was packaged as version {info.version!r}, not {version!r}: TorchServe takes "
+                           "the version from the archive, so repackage with `export.py ... version=" f"{version}`")
+    check_name_version(served_name, info.version)
+    store.mkdir(parents=True, exist_ok=True)
+    file_name = f"{served_name}-{info.version}.mar"
+    target = store / file_name
+    if target.exists():
+        if _sha256(target) != _sha256(mar):
+            raise ServingError(f"{target} already holds a different archive for {served_name} {info.version}: "
+                               "bump the version instead of replacing a served one")
+    else:
+        tmp = target.with_suffix(f".mar.tmp{os.getpid()}")
+        shutil.copyfile(mar, tmp)
+        os.replace(tmp, target)  # atomic: the server never sees half an archive
+    return ArchiveInfo(path=target, name=served_name, version=info.version, handler=info.handler), file_name
+
+
+def worker_states(client: TorchServeClient, name: str, version: str) -> list[str]:
+    """Status of each worker of one model version ([] while none is up yet)."""
+    described = client.describe(name, version)
+    return [w.get("status", "") for entry in described for w in entry.get("workers", [])]
+
+
+def wait_ready(client: TorchServeClient, name: str, version: str, deadline: float, alive: callable) -> None:
+    """Poll the management API until a worker of name/version is READY (`/ping` says Healthy too early)."""
+    states: list[str] = []
+    while time.monotonic() < deadline:
+        if not alive():
+            raise ServingError(f"TorchServe exited while {name} {version} was loading")
+        states = worker_states(client, name, version)
+        if "READY" in states:
+            return
+        time.sleep(0.25)
+    raise ServingError(f"{name} {version}: no worker READY before the deadline (worker states {states})")
+
+
+def register_archive(client: TorchServeClient, mar: Path, settings: ModelSettings, deadline: float,
+                     alive: callable, name: str | None = None, version: str | None = None) -> ArchiveInfo:
+    """Copy into the store, register with the batch settings, and wait until a worker is READY."""
+    info, url = add_to_store(mar, client_store(client), name, version)
+    registered = {(m["modelName"]) for m in client.list_models()}
+    if info.name in registered:
+        versions = {d.get("modelVersion") for d in client.describe(info.name)}
+        if info.version in versions:
+            raise ServingError(f"{info.name} {info.version} is already registered; register a new version")
+    client.register(url, info.name, workers=settings.workers, batch_size=settings.batch_size,
+                    max_batch_delay=settings.max_batch_delay, response_timeout=settings.response_timeout,
+                    startup_timeout=settings.startup_timeout)
+    wait_ready(client, info.name, info.version, deadline, alive)
+    return info
+
+
+def client_store(client: TorchServeClient) -> Path:
+    """The model store of the client's instance."""
+    return client.instance_dir / "model-store"
