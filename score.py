@@ -1,0 +1,34 @@
+"""Score a dataset with an exported model: python score.py model=PATH input=PATH output=PATH [k=v ...]."""
+from __future__ import annotations
+
+import json
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from trainers.resolvers import register
+
+register()
+
+
+@hydra.main(version_base="1.3", config_path="conf/score", config_name="score")
+def main(cfg: DictConfig) -> None:
+    """Check the config, then score this task's share of the input (or submit a Slurm array)."""
+    from serving.scoring.config import USER_ERRORS, options_from_config
+    from serving.scoring.runner import score
+
+    try:
+        opts = options_from_config(cfg)
+        summary = score(opts)
+    except USER_ERRORS as err:
+        print(f"score.py: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(json.dumps({k: summary[k] for k in ("shard_index", "num_shards", "scored", "rejected",
+                                              "records_per_second")}))
+    if summary["success"]:
+        print(f"done: {opts.output}/_SUCCESS.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""`conf/score.yaml` → ScoreOptions, with the checks that must fail before any work."""
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from serving.scoring.inputs import Columns, InputError
+from serving.scoring.model import ModelLoadError
+from serving.scoring.runner import ScoreOptions
+from serving.scoring.sharding import ShardingError
+from serving.scoring.summary import PlanMismatch
+from serving.scoring.writer import FORMATS
+from trainers.config_check import ConfigError, check_top_level
+
+SCORE_SCHEMA: dict[str, tuple[type, ...]] = {
+    "model": (str,), "input": (str,), "output": (str,), "format": (str,), "columns": (),
+    "top_k": (int,), "batch_size": (int,), "num_workers": (int,), "device": (str,), "torch_threads": (int, type(None)), "chunk_size": (int,),
+    "num_shards": (int, type(None)), "shard_index": (int, type(None)), "progress": (bool,),
+    "launcher": (str,), "slurm": (),
+}
+
+
+class ScoringConfigError(ValueError):
+    """A wrong key or value in the scoring config."""
+
+
+# every error a user can fix by changing the command line or the input: printed without a traceback
+USER_ERRORS = (ScoringConfigError, ConfigError, InputError, ModelLoadError, ShardingError, PlanMismatch)
+
+
+def options_from_config(cfg: DictConfig) -> ScoreOptions:
+    """Validate the top-level keys and values, then build plain options."""
+    check_top_level(cfg, SCORE_SCHEMA)
+    problems = []
+    if cfg.format not in FORMATS:
+        problems.append(f"format={cfg.format!r}: use one of {', '.join(FORMATS)}")
+    for key in ("top_k", "batch_size", "chunk_size"):
+        if cfg[key] < 1:
+            problems.append(f"{key}={cfg[key]}: must be >= 1")
+    if cfg.num_workers < 0:
+        problems.append(f"num_workers={cfg.num_workers}: must be >= 0")
+    if problems:
+        raise ScoringConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+    columns = OmegaConf.to_container(cfg.columns, resolve=True)
+    return ScoreOptions(
+        model=str(cfg.model), input=str(cfg.input), output=str(cfg.output), format=cfg.format,
+        columns=Columns(**columns), top_k=cfg.top_k, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
+        device=cfg.device, torch_threads=cfg.torch_threads, chunk_size=cfg.chunk_size, num_shards=cfg.num_shards, shard_index=cfg.shard_index,
+        progress=cfg.progress,
+    )

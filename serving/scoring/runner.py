@@ -1,0 +1,135 @@
+"""score(): one task of a batch scoring job, resumable chunk by chunk.
+
+Read the input → keep this task's records (stable hash of the id) → cut them into fixed chunks → skip
+the chunks already complete in the output → decode the rest in DataLoader workers → batched forward
+passes → postprocess → write each chunk (rejects, then rows) atomically → summarise.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from serving.scoring.dataset import Collate, RecordDataset, make_loader
+from serving.scoring.inputs import Columns, RecordTable, read_records
+from serving.scoring.model import ScoringModel, load_model
+from serving.scoring.progress import Progress
+from serving.scoring.sharding import Chunk, plan_batches, plan_chunks, resolve_shard, select_shard
+from serving.scoring.steps import batch_builder, item_preparer, predictions
+from serving.scoring.summary import ensure_plan, finalize_if_complete, write_shard_summary
+from serving.scoring.writer import check_format, chunk_status, remove_stale_temp_files, score_rows, write_chunk
+
+log = logging.getLogger(__name__)
+
+
+class Rejected(dict):
+    """A record's {"reason", "code"}, told apart from a prediction dict by its type."""
+
+
+@dataclass
+class ScoreOptions:
+    """What `conf/score.yaml` configures (plain data: library code never touches Hydra)."""
+
+    model: str
+    input: str
+    output: str
+    format: str = "parquet"
+    columns: Columns = field(default_factory=Columns)
+    top_k: int = 5
+    batch_size: int = 64
+    num_workers: int = 2
+    device: str = "auto"
+    torch_threads: int | None = None
+    chunk_size: int = 1000
+    num_shards: int | None = None
+    shard_index: int | None = None
+    progress: bool = True
+
+
+def score(opts: ScoreOptions) -> dict[str, Any]:
+    """Score this task's records into `opts.output`; returns the task summary (+ `_SUCCESS.json` if last)."""
+    started = time.time()
+    fmt = check_format(opts.format)
+    if opts.torch_threads:  # e.g. Slurm's cpus-per-task minus the decoding workers
+        torch.set_num_threads(opts.torch_threads)
+    model = load_model(opts.model, opts.device)
+    table = read_records(opts.input, model.spec.kind, opts.columns)
+    num_shards, shard_index = resolve_shard(opts.num_shards, opts.shard_index)
+    chunks = plan_chunks(select_shard(table.ids, num_shards, shard_index), opts.chunk_size, shard_index)
+    output = Path(opts.output)
+    output.mkdir(parents=True, exist_ok=True)
+    ensure_plan(output, {
+        "input": str(Path(opts.input).resolve()), "input_fingerprint": table.fingerprint(),
+        "input_records": len(table), "model": {"name": model.name, "version": model.version,
+                                               "fingerprint": model.fingerprint},
+        "num_shards": num_shards, "chunk_size": opts.chunk_size, "format": fmt, "top_k": opts.top_k,
+    })
+    remove_stale_temp_files(output, shard_index)
+    done = {c.index: chunk_status(output, c, [table.ids[p] for p in c.positions], fmt) for c in chunks}
+    pending = [c for c in chunks if done[c.index] is None]
+    scored = sum(s[0] for s in done.values() if s)
+    rejected = sum(s[1] for s in done.values() if s)
+    log.info("task %d/%d: %d records in %d chunks, %d already complete, %d to score",
+             shard_index, num_shards, sum(len(c.positions) for c in chunks), len(chunks),
+             len(chunks) - len(pending), sum(len(c.positions) for c in pending))
+    loop_start = time.time()
+    new_scored, new_rejected = run_chunks(model, table, pending, output, opts, fmt)
+    loop_end = time.time()
+    processed = new_scored + new_rejected
+    summary = {
+        "shard_index": shard_index, "num_shards": num_shards, "format": fmt,
+        "input_records": len(table), "task_records": sum(len(c.positions) for c in chunks),
+        "scored": scored + new_scored, "rejected": rejected + new_rejected,
+        "chunks": len(chunks), "chunks_resumed": len(chunks) - len(pending),
+        "processed_this_run": processed, "elapsed_s": round(loop_end - loop_start, 3),
+        "records_per_second": round(processed / (loop_end - loop_start), 2) if processed else 0.0,
+        "total_seconds": round(loop_end - started, 3), "device": str(model.device),
+        "started_unix": loop_start, "ended_unix": loop_end,
+    }
+    write_shard_summary(output, summary)
+    final = finalize_if_complete(output, num_shards, model.identity())
+    return {**summary, "success": final}
+
+
+def run_chunks(model: ScoringModel, table: RecordTable, chunks: list[Chunk], output: Path, opts: ScoreOptions,
+               fmt: str) -> tuple[int, int]:
+    """Score the given chunks in plan order; each chunk is written as soon as its last batch is done."""
+    if not chunks:
+        return 0, 0
+    batches = plan_batches(chunks, opts.batch_size)
+    dataset = RecordDataset(table, item_preparer(model))
+    loader = make_loader(dataset, [b for _, b in batches], Collate(batch_builder(model)),
+                         opts.num_workers, pin_memory=model.device.type == "cuda")
+    by_index = {c.index: c for c in chunks}
+    remaining = {c.index: len(c.positions) for c in chunks}
+    results: dict[int, dict[int, Any]] = {c.index: {} for c in chunks}
+    total_scored = total_rejected = 0
+    with Progress(sum(remaining.values()), enabled=opts.progress) as progress:
+        for (chunk_index, _), batch in zip(batches, loader):
+            collected = results[chunk_index]
+            if batch.positions:
+                collected.update(zip(batch.positions, predictions(model, batch.inputs, opts.top_k)))
+            for position, error in batch.rejected:
+                collected[position] = Rejected(error)
+            remaining[chunk_index] -= len(batch.positions) + len(batch.rejected)
+            progress.advance(len(batch.positions) + len(batch.rejected), len(batch.rejected))
+            if remaining[chunk_index] == 0:
+                n_scored, n_rejected = flush_chunk(by_index[chunk_index], results.pop(chunk_index), table, model,
+                                                   output, fmt)
+                total_scored += n_scored
+                total_rejected += n_rejected
+    return total_scored, total_rejected
+
+
+def flush_chunk(chunk: Chunk, collected: dict[int, Any], table: RecordTable, model: ScoringModel, output: Path,
+                fmt: str) -> tuple[int, int]:
+    """Write one finished chunk in input order: predictions to rows, `Rejected` entries to rejects."""
+    good = [(table.ids[p], collected[p]) for p in chunk.positions if not isinstance(collected[p], Rejected)]
+    bad = [{"id": table.ids[p], **collected[p]} for p in chunk.positions if isinstance(collected[p], Rejected)]
+    rows = score_rows([i for i, _ in good], [pred for _, pred in good], model.name, model.version)
+    write_chunk(output, chunk, rows, bad, fmt)
+    return len(rows), len(bad)

@@ -1,0 +1,144 @@
+"""Output chunks: scored rows as Parquet (default) or JSONL, plus their rejects, each written atomically.
+
+Layout of `output/`:
+  part-SSSSS-CCCCCC.parquet|jsonl   scored rows of chunk C of task S (what readers glob / read as a dataset)
+  _rejects/part-SSSSS-CCCCCC.jsonl  the chunk's rejected records: {"id", "reason"}
+A chunk is complete when its rows file exists (it is renamed into place last) and rows + rejects account
+for exactly the chunk's record ids. Names starting with `_` or `.` are skipped by Parquet dataset readers.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from serving.scoring.sharding import Chunk
+from trainers.rundir import atomic_write_bytes
+
+FORMATS = ("parquet", "jsonl")
+REJECTS_DIR = "_rejects"
+ROW_SCHEMA = pa.schema([
+    ("id", pa.string()),
+    ("label", pa.string()),
+    ("probability", pa.float64()),
+    ("top_k_labels", pa.list_(pa.string())),
+    ("top_k_probabilities", pa.list_(pa.float64())),
+    ("model_name", pa.string()),
+    ("model_version", pa.string()),
+])
+
+
+def check_format(fmt: str) -> str:
+    """Validate `format=`."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format={fmt!r}: use one of {FORMATS}")
+    return fmt
+
+
+def rows_path(output: Path, chunk: Chunk, fmt: str) -> Path:
+    """Where a chunk's scored rows go."""
+    return output / f"{chunk.name}.{fmt}"
+
+
+def rejects_path(output: Path, chunk: Chunk) -> Path:
+    """Where a chunk's rejected records go."""
+    return output / REJECTS_DIR / f"{chunk.name}.jsonl"
+
+
+def score_rows(ids: Sequence[str], predictions: Sequence[dict[str, Any]], model_name: str,
+               model_version: str) -> list[dict[str, Any]]:
+    """Output rows from `postprocess` results (label, probability, top_k) and their record ids."""
+    return [
+        {
+            "id": record_id,
+            "label": pred["label"],
+            "probability": float(pred["probability"]),
+            "top_k_labels": [t["label"] for t in pred["top_k"]],
+            "top_k_probabilities": [float(t["probability"]) for t in pred["top_k"]],
+            "model_name": model_name,
+            "model_version": model_version,
+        }
+        for record_id, pred in zip(ids, predictions)
+    ]
+
+
+def encode_rows(rows: list[dict[str, Any]], fmt: str) -> bytes:
+    """Serialise rows in the output format."""
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=ROW_SCHEMA), buffer)
+    return buffer.getvalue()
+
+
+def write_chunk(output: Path, chunk: Chunk, rows: list[dict[str, Any]], rejects: list[dict[str, str]],
+                fmt: str) -> None:
+    """Rejects first, rows last: the rows file's presence is what marks the chunk complete."""
+    atomic_write_bytes(rejects_path(output, chunk), encode_jsonl(rejects))
+    atomic_write_bytes(rows_path(output, chunk, fmt), encode_rows(rows, fmt))
+
+
+def encode_jsonl(records: list[dict[str, Any]]) -> bytes:
+    """One JSON object per line."""
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read a JSONL file (empty lines ignored)."""
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_row_ids(path: Path, fmt: str) -> list[str]:
+    """The record ids in a rows file."""
+    if fmt == "jsonl":
+        return [r["id"] for r in read_jsonl(path)]
+    return pq.read_table(path, columns=["id"]).column("id").to_pylist()
+
+
+def chunk_status(output: Path, chunk: Chunk, expected_ids: Sequence[str], fmt: str) -> tuple[int, int] | None:
+    """(scored, rejected) of a complete chunk, or None when it must be (re)scored."""
+    rows_file, rejects_file = rows_path(output, chunk, fmt), rejects_path(output, chunk)
+    if not rows_file.exists() or not rejects_file.exists():
+        return None
+    try:
+        scored = read_row_ids(rows_file, fmt)
+        rejected = [r["id"] for r in read_jsonl(rejects_file)]
+    except (OSError, ValueError, KeyError, pa.ArrowException):
+        return None  # unreadable despite the atomic rename (e.g. a disk fault): score it again
+    if len(scored) + len(rejected) != len(expected_ids) or set(scored) | set(rejected) != set(expected_ids):
+        return None
+    return len(scored), len(rejected)
+
+
+def remove_stale_temp_files(output: Path, shard_index: int) -> int:
+    """Delete this task's half-written temp files left by a killed run (never another task's)."""
+    removed = 0
+    for folder in (output, output / REJECTS_DIR):
+        if folder.is_dir():
+            for tmp in folder.glob(f".part-{shard_index:05d}-*.tmp"):
+                tmp.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def read_output(output: str | Path) -> list[dict[str, Any]]:
+    """All scored rows of an output folder (Parquet or JSONL parts), in part order."""
+    output = Path(output)
+    rows: list[dict[str, Any]] = []
+    for part in sorted(output.glob("part-*.parquet")):
+        rows.extend(pq.read_table(part).to_pylist())
+    for part in sorted(output.glob("part-*.jsonl")):
+        rows.extend(read_jsonl(part))
+    return rows
+
+
+def read_rejects(output: str | Path) -> list[dict[str, Any]]:
+    """All rejected records of an output folder, from the per-chunk files."""
+    rejected: list[dict[str, Any]] = []
+    for part in sorted((Path(output) / REJECTS_DIR).glob("part-*.jsonl")):
+        rejected.extend(read_jsonl(part))
+    return rejected
