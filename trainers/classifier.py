@@ -44,6 +44,17 @@ class Classifier(LightningModule):
         self.val_metrics = _metrics(num_classes, "val/")
         self.test_metrics = _metrics(num_classes, "test/")
 
+    def configure_model(self) -> None:
+        """Under FSDP2 (Lightning's ModelParallelStrategy) shard the plain net's blocks, then the net, with fully_shard."""
+        from lightning.pytorch.strategies import ModelParallelStrategy
+
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        if isinstance(strategy, ModelParallelStrategy):
+            from trainers.fsdp import FullyShardOptions, shard_net
+
+            options = getattr(strategy, "fully_shard_options", FullyShardOptions())
+            shard_net(self.net, self.device_mesh["data_parallel"], options)
+
     def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
         """Model inputs (pixel_values, or input_ids + attention_mask) → logits."""
         return self.net(**inputs)
