@@ -1,0 +1,1 @@
+"""After deployment: drift statistics, drift reports, alert rules and the Grafana dashboard."""

@@ -1,0 +1,105 @@
+"""The drift reference: the run's own held-out split described by the feature code the handlers log with.
+
+Built once per (run, split) from the run directory alone (resolved config, splits, checkpoint or
+exported TorchScript) and cached in `RUN_DIR/monitoring/reference_<split>.json`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from datamodules.checks.pii import redact
+from datamodules.preprocessing import PreprocessSpec, image_to_tensor, tokenize
+from serving.prediction_features import image_features, logit_features, oov_rate, real_token_ids, text_features, words
+from trainers.rundir import atomic_write_json
+
+REFERENCE_VERSION = 1
+
+
+def load_run_model(run_dir: Path) -> torch.nn.Module:
+    """The exported TorchScript model when there is one, else the net rebuilt from config + best checkpoint."""
+    scripted = run_dir / "export" / "model.pt"
+    if scripted.exists():
+        return torch.jit.load(str(scripted), map_location="cpu").eval()
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    info = json.loads((run_dir / "run.json").read_text())
+    ckpt = info.get("best_checkpoint") or info.get("last_checkpoint")
+    if not ckpt or not Path(ckpt).exists():
+        raise FileNotFoundError(f"{run_dir} has neither export/model.pt nor a checkpoint "
+                                "(train it to completion, or run export.py run_dir=...)")
+    net = instantiate(OmegaConf.load(run_dir / "config.yaml").model.net)
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
+    return net.eval()
+
+
+def _datamodule(run_dir: Path) -> Any:
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    dm = instantiate(OmegaConf.load(run_dir / "config.yaml").datamodule)
+    dm.setup()
+    return dm
+
+
+@torch.no_grad()
+def build_reference(run_dir: str | Path, split: str = "val", batch_size: int = 128) -> dict[str, Any]:
+    """Feature columns (name → values) of every item of `split`, with the model's predictions."""
+    run_dir = Path(run_dir)
+    spec = PreprocessSpec.load(run_dir / "preprocess.json")
+    dm = _datamodule(run_dir)
+    if split not in dm.splits:
+        raise ValueError(f"reference split {split!r} unknown; the run has {sorted(dm.splits)}")
+    model = load_run_model(run_dir)
+    indices = dm.splits[split]
+    columns: dict[str, list] = {}
+    texts: list[str] = []
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start:start + batch_size]
+        if spec.kind == "image":
+            images = [dm.datasets[split].load(i) for i in chunk]
+            rows = [image_features(img) for img in images]
+            logits = model(torch.stack([image_to_tensor(img, spec) for img in images]))
+        else:
+            raw = [dm.texts[i] for i in chunk]
+            enc = tokenize(raw, dm.tokenizer, spec)
+            unk = getattr(dm.tokenizer, "unk_token_id", None)
+            rows = [text_features(t, real_token_ids(ids, m), unk)
+                    for t, ids, m in zip(raw, enc["input_ids"], enc["attention_mask"])]
+            texts += [redact(t) for t in raw]  # the logs hold redacted text: describe the reference the same way
+            logits = model(enc["input_ids"], enc["attention_mask"])
+        logits = logits[0] if isinstance(logits, (tuple, list)) else logits
+        for row, lf, pred in zip(rows, logit_features(logits, spec.temperature), logits.argmax(-1).tolist()):
+            for key, value in {**row, **lf, "prediction": spec.labels[pred]}.items():
+                columns.setdefault(key, []).append(value)
+        columns.setdefault("label", []).extend(spec.labels[dm.item_labels[i]] for i in chunk)
+    vocabulary: list[str] = []
+    if texts:
+        # OOV is measured against the words the model trained on (not the reference split's own words)
+        train_words = {w for i in dm.splits["train"] for w in words(redact(dm.texts[i]))}
+        vocabulary = sorted(train_words)
+        columns["oov_rate"] = [oov_rate(t, train_words) for t in texts]
+        columns["text"] = texts
+    return {"vocabulary": vocabulary, "version": REFERENCE_VERSION, "run_dir": str(run_dir), "split": split, "kind": spec.kind,
+            "labels": spec.labels, "n": len(indices), "columns": columns}
+
+
+def load_reference(run_dir: str | Path, split: str = "val", rebuild: bool = False) -> dict[str, Any]:
+    """The cached reference of a run (built on first use)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise FileNotFoundError(f"reference={run_dir} is not a run directory (no config.yaml)")
+    cache = run_dir / "monitoring" / f"reference_{split}.json"
+    if cache.exists() and not rebuild:
+        data = json.loads(cache.read_text())
+        if data.get("version") == REFERENCE_VERSION:
+            return data
+    data = build_reference(run_dir, split)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cache, data)
+    return data

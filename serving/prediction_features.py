@@ -1,0 +1,74 @@
+"""Summary features of one input and its logits: the ONE feature code for prediction logs and drift references.
+
+Imports only the standard library, PIL and torch: it ships inside every `.mar` (beside the handler)
+and the drift monitor computes the training reference with these very functions, so a logged request
+and a training item are described the same way.
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Sequence
+
+import torch
+from PIL import Image, ImageStat
+
+# numeric features are compared with KS/PSI, categorical ones with chi-squared (see serving.monitoring.drift)
+IMAGE_NUMERIC = ("brightness", "contrast", "width", "height")
+TEXT_NUMERIC = ("char_length", "token_count", "unk_rate", "oov_rate")
+LOGIT_NUMERIC = ("logit_norm", "logit_std", "logit_max", "confidence")
+WORD_RE = re.compile(r"[a-z][a-z']+")
+
+
+def image_features(image: Image.Image) -> dict[str, float]:
+    """Brightness/contrast (grayscale mean/std on a 0-1 scale) and the raw size of one decoded image."""
+    gray = image.convert("L")
+    stat = ImageStat.Stat(gray)
+    return {
+        "brightness": stat.mean[0] / 255.0,
+        "contrast": stat.stddev[0] / 255.0,
+        "width": float(image.width),
+        "height": float(image.height),
+    }
+
+
+def words(text: str) -> list[str]:
+    """Lower-case word tokens (the unit of the vocabulary feature; independent of the model's tokenizer)."""
+    return WORD_RE.findall(text.lower())
+
+
+def text_features(text: str, token_ids: Sequence[int], unk_id: int | None) -> dict[str, float]:
+    """Character length, tokenizer token count and unknown-token rate of one text."""
+    count = len(token_ids)
+    unk = sum(1 for t in token_ids if unk_id is not None and t == unk_id)
+    return {"char_length": float(len(text)), "token_count": float(count), "unk_rate": unk / count if count else 0.0}
+
+
+def oov_rate(text: str, vocabulary: set[str] | frozenset[str]) -> float:
+    """Share of the text's words never seen in training (the monitor computes it from the logged, redacted text)."""
+    tokens = words(text)
+    return sum(1 for w in tokens if w not in vocabulary) / len(tokens) if tokens else 0.0
+
+
+def real_token_ids(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list[int]:
+    """The non-padding token ids of one tokenised row."""
+    return [int(t) for t, m in zip(input_ids.tolist(), attention_mask.tolist()) if m]
+
+
+def logit_features(logits: torch.Tensor, temperature: float = 1.0) -> list[dict[str, float]]:
+    """Per-row statistics of the model's output (N x C): L2 norm, spread, max logit and top probability."""
+    logits = logits.detach().float()
+    probs = torch.softmax(logits / temperature, dim=-1)
+    norms = logits.norm(dim=-1).tolist()
+    stds = logits.std(dim=-1, unbiased=False).tolist()
+    maxes = logits.max(dim=-1).values.tolist()
+    conf = probs.max(dim=-1).values.tolist()
+    return [
+        {"logit_norm": n, "logit_std": s, "logit_max": m, "confidence": c}
+        for n, s, m, c in zip(norms, stds, maxes, conf)
+    ]
+
+
+def finite(features: dict[str, Any]) -> dict[str, Any]:
+    """Replace non-finite floats by None so every log line is valid JSON."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in features.items()}
