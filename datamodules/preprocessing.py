@@ -19,7 +19,16 @@ SPEC_FILENAME = "preprocess.json"
 
 
 class BadInputError(ValueError):
-    """An input that cannot be preprocessed; the message names the problem."""
+    """An input that cannot be preprocessed; the message names the problem.
+
+    `code` is a stable machine-readable name and `status` the HTTP status a server answers with
+    (413 for inputs over a size limit, 400 otherwise).
+    """
+
+    def __init__(self, message: str, code: str = "bad_input", status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
 
 
 @dataclass
@@ -34,6 +43,7 @@ class PreprocessSpec:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
     max_image_pixels: int = 40_000_000
+    max_image_bytes: int = 10_000_000  # encoded file size a server accepts
     # text
     tokenizer_dir: str | None = None
     max_length: int = 128
@@ -81,22 +91,26 @@ class PreprocessSpec:
 def decode_image(data: bytes, spec: PreprocessSpec) -> Image.Image:
     """Decode PNG/JPEG/... bytes into a PIL image, or raise BadInputError saying why."""
     if not data:
-        raise BadInputError("empty image: the request body has no bytes")
+        raise BadInputError("empty image: the request body has no bytes", code="empty_input")
+    if len(data) > spec.max_image_bytes:
+        raise BadInputError(f"image file too large: {len(data)} bytes, limit {spec.max_image_bytes}",
+                            code="too_large", status=413)
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
             if width * height > spec.max_image_pixels:
                 raise BadInputError(
-                    f"image too large: {width}x{height} pixels, limit {spec.max_image_pixels}"
+                    f"image too large: {width}x{height} pixels, limit {spec.max_image_pixels}",
+                    code="too_large", status=413,
                 )
             probe.load()
             return probe.copy()
     except BadInputError:
         raise
     except UnidentifiedImageError as err:
-        raise BadInputError("not a readable image: unknown format or corrupt header") from err
+        raise BadInputError("not a readable image: unknown format or corrupt header", code="bad_image") from err
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise BadInputError(f"not a readable image: {err} (truncated or corrupt data)") from err
+        raise BadInputError(f"not a readable image: {err} (truncated or corrupt data)", code="bad_image") from err
 
 
 def image_to_tensor(image: Image.Image, spec: PreprocessSpec) -> torch.Tensor:
@@ -126,13 +140,14 @@ def clean_text(value: Any, spec: PreprocessSpec) -> str:
         try:
             value = value.decode("utf-8")
         except UnicodeDecodeError as err:
-            raise BadInputError(f"text is not valid UTF-8 ({err})") from err
+            raise BadInputError(f"text is not valid UTF-8 ({err})", code="bad_encoding") from err
     if not isinstance(value, str):
-        raise BadInputError(f"text must be a string, got {type(value).__name__}")
+        raise BadInputError(f"text must be a string, got {type(value).__name__}", code="wrong_type")
     if not value.strip():
-        raise BadInputError("text is empty")
+        raise BadInputError("text is empty", code="empty_input")
     if len(value) > spec.max_text_chars:
-        raise BadInputError(f"text too long: {len(value)} characters, limit {spec.max_text_chars}")
+        raise BadInputError(f"text too long: {len(value)} characters, limit {spec.max_text_chars}",
+                            code="too_large", status=413)
     return value
 
 

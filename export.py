@@ -1,0 +1,54 @@
+"""Export a trained run for serving: python export.py run_dir=PATH [checkpoint=best|last|PATH] [version=1.0]."""
+from __future__ import annotations
+
+import json
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from trainers.resolvers import register
+
+register()
+
+
+def typed_version(cfg: DictConfig) -> str:
+    """The version exactly as typed: Hydra reads `version=1.10` as the float 1.1, which is another version."""
+    from hydra.core.hydra_config import HydraConfig
+
+    for override in HydraConfig.get().overrides.task:
+        key, _, value = override.partition("=")
+        if key.lstrip("+~") == "version":
+            return value.strip().strip("'\"")
+    return str(cfg.version)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    """Export, check parity, package; exit 1 with the reason on any failure."""
+    from serving.export import export_run
+    from serving.parity import ParityError, Tolerance
+    from serving.run_loading import ExportError
+
+    try:
+        report = export_run(
+            cfg.run_dir, checkpoint=str(cfg.checkpoint), version=typed_version(cfg), model_name=cfg.model_name,
+            overwrite=bool(cfg.overwrite), parity_batches=int(cfg.parity.batches),
+            tolerance=Tolerance(float(cfg.parity.max_abs_diff), float(cfg.parity.min_argmax_agreement)),
+            wanted=list(cfg.targets), build_archive=bool(cfg.package),
+        )
+    except (ExportError, ParityError, FileNotFoundError) as err:
+        print(f"export.py: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    for target, info in report["targets"].items():
+        parity = info.get("parity") or {}
+        print(f"{target}: {info['status']}" + (f" (max abs diff {parity['max_abs_diff']:.3g}, argmax agreement "
+                                              f"{parity['argmax_agreement']:.4f} on {parity['samples']} samples)"
+                                              if parity else f" ({info.get('reason', '')})"))
+    if "archive" in report:
+        print(f"archive: {report['run_dir']}/export/{report['archive']['path']}")
+    print(json.dumps({"status": report["status"], "export_json": f"{report['run_dir']}/export/export.json"}))
+
+
+if __name__ == "__main__":
+    main()

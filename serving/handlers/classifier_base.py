@@ -1,0 +1,101 @@
+"""The base class of Shipyard's TorchServe handlers: per-request validation, one forward per batch.
+
+Ships inside every `.mar` beside the handler file; the handler files themselves hold exactly one
+class each (TorchServe's rule) that picks the decoding and batching functions for its input kind.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import torch
+
+if __package__:
+    from serving.handlers import classifier_io as io
+else:  # inside a .mar: sibling top-level modules
+    import classifier_io as io  # type: ignore[no-redef]
+
+logger = logging.getLogger(__name__)
+JSON = "application/json"
+
+
+class ClassifierHandler:
+    """TorchServe entry point: `initialize(context)` once per worker, `handle(data, context)` per batch."""
+
+    kind = ""  # "image" or "text", set by the subclass
+
+    def __init__(self) -> None:
+        self.initialized = False
+        self.model: Any = None
+        self.spec: io.PreprocessSpec | None = None
+        self.device = torch.device("cpu")
+        self.model_name = ""
+
+    # ---------------------------------------------------------------- subclass API
+    def decode(self, request: Any) -> io.Decoded:
+        """One request → validated model item (raise BadInputError for a bad request)."""
+        raise NotImplementedError
+
+    def collate(self, values: list[Any]) -> dict[str, torch.Tensor]:
+        """Validated items → the net's inputs for one forward."""
+        raise NotImplementedError
+
+    def load_extras(self, model_dir: str) -> None:
+        """Anything besides model + spec (the text handler loads its tokenizer here)."""
+
+    # ---------------------------------------------------------------- TorchServe API
+    def initialize(self, context: Any) -> None:
+        """Load the spec and TorchScript model from the extracted archive folder."""
+        properties = context.system_properties
+        model_dir = properties.get("model_dir")
+        self.model_name = getattr(context, "model_name", "") or ""
+        self.device = io.device_for(context)
+        self.spec = io.load_spec(model_dir)
+        if self.spec.kind != self.kind:
+            raise ValueError(f"{type(self).__name__} serves {self.kind} models, but preprocess.json says "
+                             f"kind={self.spec.kind!r}: package the model with the {self.spec.kind} handler")
+        self.model = io.load_model(model_dir, self.device)
+        self.load_extras(model_dir)
+        self.initialized = True
+        logger.info("%s: %s model loaded from %s on %s", type(self).__name__, self.kind, model_dir, self.device)
+
+    def handle(self, data: list[Any], context: Any) -> list[str]:
+        """Validate each request on its own, run one forward over the good ones, answer every request."""
+        answers: list[Any] = [None] * len(data)
+        good: list[tuple[int, io.Decoded]] = []
+        for idx, request in enumerate(data):
+            try:
+                good.append((idx, self.decode(request)))
+            except io.BadInputError as err:
+                answers[idx] = self._refuse(context, idx, err.status, io.error_body(err))
+            except Exception as err:  # noqa: BLE001 - a bug on one odd input must not fail its neighbours
+                logger.exception("preprocessing request %d failed", idx)
+                answers[idx] = self._refuse(context, idx, 500, {"error": f"internal error while preprocessing: "
+                                                                f"{type(err).__name__}: {err}", "code": "internal"})
+        if good:
+            logits = io.predict_batch(self.model, self.collate([d.value for _, d in good]), self.device)
+            predictions = io.format_predictions(logits, self.spec, [d.top_k for _, d in good])
+            for (idx, _), prediction in zip(good, predictions):
+                answers[idx] = json.dumps(prediction)
+            self.on_predictions(self._summaries(good, context), predictions, logits)
+        for idx in range(len(data)):
+            context.set_response_content_type(idx, JSON)
+        return answers
+
+    def on_predictions(self, inputs: list[dict[str, Any]], predictions: list[dict[str, Any]],
+                       logits: torch.Tensor) -> None:
+        """Hook called once per batch with the good requests' summaries and answers (prediction logging)."""
+
+    # ---------------------------------------------------------------- helpers
+    def _summaries(self, good: list[tuple[int, io.Decoded]], context: Any) -> list[dict[str, Any]]:
+        ids = getattr(context, "request_ids", None) or {}
+        return [{"index": idx, "request_id": ids.get(idx), "kind": self.kind, "raw": d.raw} for idx, d in good]
+
+    @staticmethod
+    def _refuse(context: Any, idx: int, status: int, body: dict[str, Any]) -> str:
+        # the reason phrase travels in the HTTP status line: keep it ASCII and short; the body has it all
+        phrase = body["error"].encode("ascii", "backslashreplace").decode()[:200]
+        context.set_response_status(status, phrase, idx)
+        return json.dumps(body)
+

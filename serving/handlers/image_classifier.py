@@ -1,0 +1,30 @@
+"""TorchServe handler for Shipyard image classifiers: PNG/JPEG bytes or JSON {"image": base64} → top-k JSON.
+
+One class in this file (TorchServe's rule); the shared logic is in classifier_base / classifier_io.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+if __package__:
+    from serving.handlers.classifier_base import ClassifierHandler
+    from serving.handlers import classifier_io as io
+else:  # inside a .mar: the helper modules are top-level files beside this one
+    from classifier_base import ClassifierHandler  # type: ignore[no-redef]
+    import classifier_io as io  # type: ignore[no-redef]
+
+
+class ImageClassifierHandler(ClassifierHandler):
+    """Decodes each image with the run's preprocessing spec; one forward per batch."""
+
+    kind = "image"
+
+    def decode(self, request: Any) -> io.Decoded:
+        """Raw image bytes or JSON with a base64 image → normalised CxHxW tensor."""
+        return io.decode_image_request(request, self.spec)
+
+    def collate(self, values: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Stack the image tensors."""
+        return io.collate_images(values)

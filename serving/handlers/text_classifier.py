@@ -1,0 +1,40 @@
+"""TorchServe handler for Shipyard text classifiers: JSON {"text": ...} or a plain-text body → top-k JSON.
+
+One class in this file (TorchServe's rule); the shared logic is in classifier_base / classifier_io.
+The tokenizer files ship in the archive's `tokenizer/` folder; `transformers` is optional at serving
+time (`preprocessing.load_tokenizer` falls back to the `tokenizers` library).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+if __package__:
+    from serving.handlers.classifier_base import ClassifierHandler
+    from serving.handlers import classifier_io as io
+else:  # inside a .mar: the helper modules are top-level files beside this one
+    from classifier_base import ClassifierHandler  # type: ignore[no-redef]
+    import classifier_io as io  # type: ignore[no-redef]
+
+
+class TextClassifierHandler(ClassifierHandler):
+    """Cleans each text, tokenises the good ones together, one forward per batch."""
+
+    kind = "text"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokenizer: Any = None
+
+    def load_extras(self, model_dir: str) -> None:
+        """Load the tokenizer shipped with the model."""
+        self.tokenizer = io.pp.load_tokenizer(self.spec.tokenizer_dir)
+
+    def decode(self, request: Any) -> io.Decoded:
+        """JSON {"text": ...} or plain text → the cleaned string."""
+        return io.decode_text_request(request, self.spec)
+
+    def collate(self, values: list[str]) -> dict[str, torch.Tensor]:
+        """Tokenise the batch exactly as training did."""
+        return io.collate_texts(values, self.tokenizer, self.spec)

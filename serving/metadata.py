@@ -1,0 +1,65 @@
+"""metadata.json and file records of an export: provenance that travels inside the `.mar`."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from trainers.rundir import now_iso, package_versions, read_json
+
+SERVING_PACKAGES = ("torch", "torchserve", "torch-model-archiver", "tokenizers", "pillow")
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_records(root: Path, paths: list[Path]) -> dict[str, dict[str, Any]]:
+    """relative path → {sha256, bytes} for every file given (folders expanded)."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        for file in sorted([path] if path.is_file() else (p for p in path.rglob("*") if p.is_file())):
+            out[file.relative_to(root).as_posix()] = {"sha256": sha256_file(file), "bytes": file.stat().st_size}
+    return out
+
+
+def versions() -> dict[str, str | None]:
+    """Training-side and serving-side package versions of the exporting environment."""
+    from importlib import metadata
+
+    found = package_versions()
+    for name in SERVING_PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def build_metadata(run_dir: Path, checkpoint: Path, model_name: str, version: str,
+                   targets: dict[str, Any], temperature: float) -> dict[str, Any]:
+    """Run id, git revision, config hash, data fingerprint, metrics, versions, time, parity."""
+    info = read_json(run_dir / "run.json")
+    metrics_path = run_dir / "metrics.json"
+    return {
+        "model_name": model_name,
+        "version": version,
+        "created": now_iso(),
+        "run_id": info.get("run_id"),
+        "experiment": info.get("experiment"),
+        "git": info.get("git"),
+        "config_sha256": sha256_file(run_dir / "config.yaml"),
+        "data_fingerprint": info.get("data_fingerprint"),
+        "labels": info.get("labels"),
+        "metrics": read_json(metrics_path) if metrics_path.is_file() else {},
+        "checkpoint": {"file": checkpoint.name, "sha256": sha256_file(checkpoint)},
+        "temperature": temperature,
+        "targets": targets,
+        "training_packages": info.get("packages"),
+        "export_packages": versions(),
+    }

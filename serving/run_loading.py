@@ -1,0 +1,112 @@
+"""Read a training run directory for export: its config, the chosen checkpoint, the eager net, the spec."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from datamodules.preprocessing import SPEC_FILENAME, PreprocessSpec
+from trainers.rundir import is_complete_checkpoint, read_json
+
+CALIBRATION_FILE = "calibration.json"  # written by evaluation: {"temperature": float}
+NET_PREFIX = "net."
+
+
+class ExportError(RuntimeError):
+    """Export cannot go on; the message says what is wrong and how to fix it."""
+
+
+def load_run_config(run_dir: Path) -> DictConfig:
+    """The resolved config.yaml a run was trained with."""
+    if not run_dir.is_dir():
+        raise ExportError(f"run_dir={run_dir} is not a directory: pass the folder train.py printed")
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise ExportError(f"{path} is missing: {run_dir} is not a Shipyard run directory")
+    return OmegaConf.load(path)
+
+
+def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
+    """best (run.json's best_checkpoint) | last (checkpoints/last.ckpt) | a path; must be complete."""
+    if checkpoint == "best":
+        best = read_json(run_dir / "run.json").get("best_checkpoint")
+        if not best:
+            raise ExportError(f"{run_dir}/run.json has no best_checkpoint (did training finish?); "
+                              "use checkpoint=last or checkpoint=PATH")
+        path = Path(best)
+        if not path.exists():  # the run folder may have moved since training: look inside it
+            path = run_dir / "checkpoints" / path.name
+    elif checkpoint == "last":
+        path = run_dir / "checkpoints" / "last.ckpt"
+    else:
+        path = Path(checkpoint)
+    if not path.exists():
+        raise ExportError(f"checkpoint {path} does not exist (checkpoint={checkpoint}); "
+                          f"available: {sorted(p.name for p in (run_dir / 'checkpoints').glob('*.ckpt'))}")
+    if path.is_dir():
+        raise ExportError(f"checkpoint {path} is a sharded (DeepSpeed/FSDP) directory: consolidate it first with "
+                          "`python -m lightning.pytorch.utilities.deepspeed` / zero_to_fp32, then pass the file")
+    if not is_complete_checkpoint(path):
+        raise ExportError(f"checkpoint {path} is not a complete checkpoint (truncated or corrupt)")
+    return path
+
+
+def net_state_dict(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """The inner net's weights (`net.*` keys of a Lightning checkpoint, prefix stripped)."""
+    try:
+        blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unpickling problem is reported the same way
+        raise ExportError(f"cannot read checkpoint {checkpoint}: {type(err).__name__}: {err}") from err
+    state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
+    if not isinstance(state, dict):
+        raise ExportError(f"{checkpoint} holds no state_dict")
+    weights = {k[len(NET_PREFIX):]: v for k, v in state.items() if k.startswith(NET_PREFIX)}
+    if not weights:
+        raise ExportError(f"{checkpoint} has no '{NET_PREFIX}*' weights; its keys start with "
+                          f"{sorted({k.split('.')[0] for k in state})}")
+    return weights
+
+
+def build_net(cfg: DictConfig, checkpoint: Path) -> torch.nn.Module:
+    """Instantiate cfg.model.net and load the checkpoint's weights (strict), in eval mode."""
+    from hydra.utils import instantiate
+
+    net = instantiate(cfg.model.net)
+    missing, unexpected = net.load_state_dict(net_state_dict(checkpoint), strict=False)
+    if missing or unexpected:
+        raise ExportError(f"{checkpoint} does not match cfg.model.net: missing {missing[:5]}, "
+                          f"unexpected {unexpected[:5]}")
+    return net.eval()
+
+
+def load_spec(run_dir: Path) -> tuple[PreprocessSpec, dict[str, Any] | None]:
+    """The run's preprocess.json, with the calibration temperature when evaluation has written one."""
+    path = run_dir / SPEC_FILENAME
+    if not path.is_file():
+        raise ExportError(f"{path} is missing: the run predates preprocessing specs; retrain it")
+    spec = PreprocessSpec.load(path)
+    calibration = None
+    cal_path = run_dir / CALIBRATION_FILE
+    if cal_path.is_file():
+        calibration = read_json(cal_path)
+        temperature = calibration.get("temperature") if isinstance(calibration, dict) else None
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+                or not math.isfinite(temperature) or temperature <= 0:
+            raise ExportError(f"{cal_path}: 'temperature' must be a positive finite number, got {temperature!r}")
+        spec.temperature = float(temperature)
+    return spec, calibration
+
+
+def validation_batches(cfg: DictConfig, max_batches: int) -> Iterator[dict[str, torch.Tensor]]:
+    """Up to `max_batches` batches of the run's own validation split, preprocessed as in training."""
+    from hydra.utils import instantiate
+
+    datamodule = instantiate(cfg.datamodule, num_workers=0)
+    datamodule.setup("fit")
+    for i, batch in enumerate(datamodule.val_dataloader()):
+        if i >= max_batches:
+            break
+        yield batch
