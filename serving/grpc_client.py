@@ -13,6 +13,11 @@ versions, written atomically), so the client always matches the server's API. Th
 Token auth applies to gRPC as to REST (TorchServe 0.12's GRPCInterceptor): metadata
 `authorization: Bearer <key>`, the inference key on the inference port, the management key on the
 management port; a missing or wrong key gets PERMISSION_DENIED "Token Authorization failed ..." (measured on 0.12.0).
+
+Per-request errors: TorchServe 0.12's gRPC path (GRPCJob.response) ignores the status a handler sets
+for one request of a batch, so a refused input comes back as an OK reply whose body is the handler's
+JSON error (`{"error": ..., "code": ...}`); `is_error_answer` tells the two apart. Whole-batch failures
+(e.g. a crashed forward) do arrive as gRPC errors.
 """
 from __future__ import annotations
 
@@ -89,6 +94,11 @@ def grpc_modules() -> SimpleNamespace:
     importlib.invalidate_caches()
     names = ("inference_pb2", "inference_pb2_grpc", "management_pb2", "management_pb2_grpc")
     return SimpleNamespace(**{n: importlib.import_module(f"{PACKAGE}.{n}") for n in names})
+
+
+def is_error_answer(answer: object) -> bool:
+    """True for the handlers' JSON error body (which gRPC delivers with status OK), False for a prediction."""
+    return isinstance(answer, dict) and "error" in answer and "label" not in answer
 
 
 class TorchServeGrpcClient:

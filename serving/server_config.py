@@ -106,7 +106,9 @@ def compose_serve_config(overrides: Sequence[str] = ()) -> ServeConfig:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             cfg = compose("serve", overrides=list(overrides))
     except HydraException as err:
-        raise ServeConfigError(f"bad serve override in {list(overrides)}: {err}") from err
+        first = str(err).splitlines()[0]
+        raise ServeConfigError(f"bad override in {list(overrides)}: {first} (conf/serve.yaml has no such key, "
+                               f"or the value has the wrong type). Valid keys: {valid_keys()}") from err
     finally:
         GlobalHydra.instance().clear()
     return to_serve_config(OmegaConf.to_container(cfg, resolve=True))
@@ -118,9 +120,16 @@ def to_serve_config(data: dict) -> ServeConfig:
         merged = OmegaConf.merge(OmegaConf.structured(ServeConfig), data)
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
-        known = {f.name: [g.name for g in fields(f.type)] if f.name in ("ports", "model", "server") else None
-                 for f in fields(ServeConfig)}
-        raise ServeConfigError(f"serve config: {err.msg if hasattr(err, 'msg') else err}. Valid keys: {known}") from err
+        msg = str(err).splitlines()[0]
+        key = getattr(err, "full_key", None)
+        raise ServeConfigError(f"serve config{f' key {key}' if key else ''}: {msg}. Valid keys: {valid_keys()}") from err
+
+
+def valid_keys() -> list[str]:
+    """Every dotted key of conf/serve.yaml, for error messages."""
+    groups = {"ports": Ports, "model": ModelSettings, "server": ServerSettings}
+    return [f"{f.name}.{g.name}" for f in fields(ServeConfig) if f.name in groups for g in fields(groups[f.name])] + \
+        [f.name for f in fields(ServeConfig) if f.name not in groups]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -61,7 +61,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def _predict_grpc(instance: TorchServeInstance, name: str, version: str | None, body: bytes) -> int:
     import grpc
 
-    from serving.grpc_client import TorchServeGrpcClient
+    from serving.grpc_client import TorchServeGrpcClient, is_error_answer
 
     with TorchServeGrpcClient(instance.dir) as client:
         try:
@@ -70,7 +70,11 @@ def _predict_grpc(instance: TorchServeInstance, name: str, version: str | None, 
             print_json({"status": err.code().name, "error": err.details()})
             return 1
     try:
-        print_json(json.loads(raw))
+        answer = json.loads(raw)
     except ValueError:
-        print_json({"prediction": raw.decode(errors="replace")})
+        answer = {"prediction": raw.decode(errors="replace")}
+    if is_error_answer(answer):  # a refused input arrives with gRPC status OK (see serving.grpc_client)
+        print_json({"status": "refused", "error": answer})
+        return 1
+    print_json(answer)
     return 0
