@@ -1,0 +1,39 @@
+"""Evaluate a trained run: python evaluate.py run_dir=PATH [key=value ...].
+
+Writes RUN_DIR/report/ (report.json, report.md, PNG figures), RUN_DIR/calibration.json and
+RUN_DIR/MODEL_CARD.md. Exit code: 0 when the success criterion passes, 3 when it fails, 2 for a bad config.
+"""
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from trainers.resolvers import register
+
+register()
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    """Validate the config, evaluate the run, exit with the verdict."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    from evaluation.config import validate
+    from evaluation.report import evaluate_run, summary_line
+    from evaluation.success import EXIT_FAIL, EXIT_PASS
+
+    try:
+        cfg = validate(cfg)
+    except OmegaConfBaseException as err:
+        print(f"evaluate.py: bad config: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    report = evaluate_run(cfg)
+    print(f"evaluation: {summary_line(report)}")
+    print(f"report: {cfg.run_dir}/report/report.md")
+    raise SystemExit(EXIT_PASS if report["success"]["verdict"] == "PASS" else EXIT_FAIL)
+
+
+if __name__ == "__main__":
+    main()

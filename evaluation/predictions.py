@@ -1,0 +1,151 @@
+"""Rebuild a run's net and datamodule from its run directory and compute logits for its splits."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.data import DataLoader
+
+from datamodules.base import ClassificationDataModule, read_split_ids
+from trainers.classifier import LABELS_KEY
+from trainers.rundir import is_complete_checkpoint, newest_complete_checkpoint, read_json
+
+log = logging.getLogger(__name__)
+
+
+def load_run_config(run_dir: Path) -> DictConfig:
+    """The resolved config.yaml a run saved."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: run_dir must be a Shipyard run directory (with config.yaml)")
+    return OmegaConf.load(path)
+
+
+def best_checkpoint(run_dir: Path) -> Path:
+    """run.json's best checkpoint, else the newest complete one; a clear error when there is none."""
+    info = read_json(run_dir / "run.json")
+    best = info.get("best_checkpoint")
+    if best and is_complete_checkpoint(Path(best)):
+        return Path(best)
+    if best:  # the run directory was moved: look for the same file name under this run_dir
+        moved = run_dir / "checkpoints" / Path(best).name
+        if is_complete_checkpoint(moved):
+            return moved
+    found = newest_complete_checkpoint(run_dir)
+    if found is None:
+        raise FileNotFoundError(f"{run_dir}/checkpoints holds no complete checkpoint: train the run first "
+                                "(fast_dev_run runs keep none)")
+    return found
+
+
+def load_net(cfg: DictConfig, checkpoint: Path) -> nn.Module:
+    """Instantiate model.net and load the `net.` weights of a Lightning checkpoint (eval mode)."""
+    net: nn.Module = instantiate(cfg.model.net)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    weights = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
+    if not weights:
+        raise ValueError(f"{checkpoint} has no 'net.*' weights: not a Shipyard Classifier checkpoint")
+    net.load_state_dict(weights)
+    return net.eval()
+
+
+@dataclass
+class SplitOutputs:
+    """Logits, true labels and item ids of one split, in datamodule order."""
+
+    logits: torch.Tensor
+    labels: torch.Tensor
+    item_ids: list[str]
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.logits.softmax(dim=-1)
+
+    @property
+    def preds(self) -> torch.Tensor:
+        return self.logits.argmax(dim=-1)
+
+
+@dataclass
+class EvaluationData:
+    """Everything evaluation modules need: config, net, datamodule, and logits per split."""
+
+    run_dir: Path
+    cfg: DictConfig
+    net: nn.Module
+    datamodule: ClassificationDataModule
+    kind: str
+    labels: list[str]
+    checkpoint: Path
+    batch_size: int = 256
+    outputs: dict[str, SplitOutputs] = field(default_factory=dict)
+
+    def eval_dataset(self, split: str) -> Any:
+        """The split's dataset without training augmentation (same order as its logits)."""
+        return self.datamodule._make_dataset(f"eval-{split}", self.datamodule.splits[split])
+
+    def batches(self, split: str) -> DataLoader:
+        """Un-shuffled, un-augmented batches of a split."""
+        return DataLoader(self.eval_dataset(split), batch_size=self.batch_size, shuffle=False,
+                          collate_fn=self.datamodule.collate_fn())
+
+    def model_inputs(self, split: str, indices: list[int]) -> dict[str, torch.Tensor]:
+        """The net's input tensors for some positions of a split."""
+        dataset = self.eval_dataset(split)
+        items = [dataset[i] for i in indices]
+        return {k: torch.stack([it[k] for it in items]) for k in items[0] if k != LABELS_KEY}
+
+    def features(self, split: str) -> np.ndarray | list[str]:
+        """Inputs for classic baselines: flattened preprocessed pixels, or the cleaned texts."""
+        if self.kind == "text":
+            return [self.datamodule.texts[i] for i in self.datamodule.splits[split]]
+        rows = [b["pixel_values"].flatten(1).numpy() for b in self.batches(split)]
+        return np.concatenate(rows)
+
+    def raw_pixels(self, split: str) -> np.ndarray:
+        """Pixel values in [0, 1] (preprocessing undone), N x C x H x W, for derived attributes and overlays."""
+        mean = torch.tensor(self.datamodule.preprocess_spec().mean).view(1, -1, 1, 1)
+        std = torch.tensor(self.datamodule.preprocess_spec().std).view(1, -1, 1, 1)
+        rows = [(b["pixel_values"] * std + mean).clamp(0, 1) for b in self.batches(split)]
+        return torch.cat(rows).numpy()
+
+
+@torch.no_grad()
+def compute_logits(net: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, labels) of every batch of a loader."""
+    all_logits, all_labels = [], []
+    for batch in loader:
+        all_labels.append(batch[LABELS_KEY])
+        all_logits.append(net(**{k: v for k, v in batch.items() if k != LABELS_KEY}).float())
+    return torch.cat(all_logits), torch.cat(all_labels)
+
+
+def load_evaluation_data(run_dir: str | Path, splits: tuple[str, ...] = ("val", "test"),
+                         batch_size: int = 256) -> EvaluationData:
+    """Rebuild the run's datamodule (same seed → same split, checked) and net; logits for `splits`."""
+    run_dir = Path(run_dir)
+    cfg = load_run_config(run_dir)
+    datamodule: ClassificationDataModule = instantiate(cfg.datamodule)
+    datamodule.setup("fit")
+    saved = read_split_ids(run_dir) if (run_dir / "data" / "splits.json").is_file() else None
+    for split in splits:
+        ids = [datamodule.item_ids[i] for i in datamodule.splits[split]]
+        if saved is not None and saved.get(split) != ids:
+            raise ValueError(f"the rebuilt {split} split differs from {run_dir}/data/splits.json: the data or the "
+                             "split settings changed since training; evaluate with the data the run used")
+    checkpoint = best_checkpoint(run_dir)
+    net = load_net(cfg, checkpoint)
+    data = EvaluationData(run_dir, cfg, net, datamodule, datamodule.preprocess_spec().kind,
+                          list(datamodule.labels), checkpoint, batch_size)
+    for split in splits:
+        logits, labels = compute_logits(net, data.batches(split))
+        data.outputs[split] = SplitOutputs(logits, labels, [datamodule.item_ids[i] for i in datamodule.splits[split]])
+    log.info("evaluating %s with %s", run_dir, checkpoint.name)
+    return data

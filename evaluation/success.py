@@ -1,0 +1,39 @@
+"""Success criteria: one configured metric against a threshold → PASS / FAIL (and evaluate.py's exit code)."""
+from __future__ import annotations
+
+from typing import Any
+
+EXIT_PASS = 0
+EXIT_FAIL = 3  # distinct from a crash (1) and a bad config (2), so CI can tell "worse model" from "broken"
+
+
+def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """Every scalar a success criterion may name, as 'split/metric' (e.g. test/acc, test/ece_after)."""
+    out: dict[str, float] = {}
+    for split, m in (report.get("classification") or {}).items():
+        out.update({f"{split}/acc": m["accuracy"], f"{split}/accuracy": m["accuracy"],
+                    f"{split}/f1_macro": m["macro"]["f1"], f"{split}/f1_weighted": m["weighted"]["f1"],
+                    f"{split}/precision_macro": m["macro"]["precision"], f"{split}/recall_macro": m["macro"]["recall"]})
+        for key in ("roc_auc_macro", "pr_auc_macro"):
+            if m.get(key) is not None:
+                out[f"{split}/{key}"] = m[key]
+    cal = report.get("calibration") or {}
+    for key in ("ece_before", "ece_after", "mce_before", "mce_after"):
+        if key in cal:
+            out[f"test/{key}"] = cal[key]
+    margin = (report.get("baselines") or {}).get("margin") or {}
+    out.update({f"test/baseline_margin_{k}": v for k, v in margin.items()})
+    return out
+
+
+def verdict(report: dict[str, Any], metric: str, threshold: float, mode: str = "max") -> dict[str, Any]:
+    """PASS when the metric is >= threshold (mode max) or <= threshold (mode min)."""
+    if mode not in ("max", "min"):
+        raise ValueError(f"success.mode={mode!r}: use max (higher is better) or min")
+    metrics = flat_metrics(report)
+    if metric not in metrics:
+        raise KeyError(f"success.metric={metric!r} is not in the report; available: {sorted(metrics)}")
+    value = metrics[metric]
+    passed = value >= threshold if mode == "max" else value <= threshold
+    return {"metric": metric, "threshold": threshold, "mode": mode, "greater_is_better": mode == "max",
+            "value": value, "verdict": "PASS" if passed else "FAIL"}
