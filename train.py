@@ -12,17 +12,26 @@ register()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> None:
-    """Check the config, then fit, test and write the run directory."""
+def main(cfg: DictConfig) -> float | None:
+    """Check the config, then fit, test and write the run directory; returns `optimized_metric` (HPO sweeps)."""
     from trainers.config_check import ConfigError  # after Hydra parsed the command line: `--help` stays fast
-    from trainers.run import check_config, train
+    from trainers.slurm import check_job_environment, inside_allocation
 
     try:
+        # a job whose allocation does not fit the config fails before the heavy imports (every task pays them)
+        check_job_environment(cfg.trainer.get("devices"), cfg.trainer.get("num_nodes"))
+        from trainers.run import check_config, train
+
         check_config(cfg)
+        if cfg.launcher.name == "slurm" and not inside_allocation():  # submit from the login node, then exit
+            from trainers.slurm_launch import submit_training
+
+            submit_training(cfg)
+            return None
     except ConfigError as err:
         print(f"train.py: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    train(cfg)
+    return train(cfg).get("objective")
 
 
 if __name__ == "__main__":

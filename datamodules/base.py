@@ -47,6 +47,7 @@ class ClassificationDataModule(LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
         self._hash = hashlib.sha256()
         self._ready = False
+        self._resume_position: tuple[int, int] | None = None  # (epoch, batches done) from a checkpoint
 
     # ---------------------------------------------------------------- subclass API
     def _load(self) -> None:
@@ -89,19 +90,21 @@ class ClassificationDataModule(LightningDataModule):
         train = split == "train"
         sampler = None
         generator = torch.Generator().manual_seed(self.seed)  # keeps loaders off the global RNG
-        world = getattr(getattr(self, "trainer", None), "world_size", 1) or 1
-        shuffle = False
+        trainer = getattr(self, "trainer", None)
         if train:
-            # distributed runs get Lightning's DistributedSampler (seeded, set_epoch'ed) via shuffle=True
-            if world > 1:
-                shuffle = True
-            else:
-                sampler = EpochShuffleSampler(len(self.datasets[split]), self.seed)
-                generator = sampler.loader_generator
+            # one seeded, set_epoch'ed sampler for 1 or N ranks (a DistributedSampler: Lightning keeps it)
+            sampler = EpochShuffleSampler(len(self.datasets[split]), self.seed,
+                                          num_replicas=getattr(trainer, "world_size", 1) or 1,
+                                          rank=getattr(trainer, "global_rank", 0) or 0)
+            if self._resume_position is not None:
+                epoch, batches = self._resume_position
+                sampler.resume_at(epoch, batches * self.batch_size)
+                self._resume_position = None
+            generator = sampler.loader_generator
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=False,
             sampler=sampler,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
@@ -110,6 +113,20 @@ class ClassificationDataModule(LightningDataModule):
             drop_last=False,
             generator=generator,
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where fitting stands in its epoch (saved in every checkpoint): a mid-epoch resume skips what was trained on."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.state.fn != "fit":
+            return {}
+        # `processed`: batches whose optimizer step is in the checkpoint (Lightning restarts counting from it)
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return {"train_epoch": trainer.current_epoch, "train_batches_done": done}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Remember the position; the next train_dataloader() starts its sampler there."""
+        if "train_epoch" in state_dict:
+            self._resume_position = (int(state_dict["train_epoch"]), int(state_dict["train_batches_done"]))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -5,7 +5,7 @@ from collections import defaultdict
 from typing import Iterator, Sequence
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DistributedSampler
 
 
 def stratified_split(
@@ -33,27 +33,35 @@ def stratified_split(
     return {n: sorted(v) for n, v in out.items()}
 
 
-class EpochShuffleSampler(Sampler[int]):
+class EpochShuffleSampler(DistributedSampler):
     """Shuffles with seed + epoch, so a resumed run sees the same order as an uninterrupted one.
 
+    One sampler for one process and for N ranks (each takes every N-th index of the same permutation,
+    exactly as torch's DistributedSampler, which Lightning then leaves in place). `resume_at` skips the
+    samples an interrupted epoch already trained on, so a mid-epoch resume continues where it stopped.
     `loader_generator` goes to the DataLoader: iterator creation (worker seeds) then draws from it,
     reseeded per epoch here, instead of from the global RNG that dropout uses.
     """
 
-    def __init__(self, num_items: int, seed: int) -> None:
+    def __init__(self, num_items: int, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
+        super().__init__(range(num_items), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
+                         drop_last=False)
         self.num_items = num_items
-        self.seed = seed
-        self.epoch = 0
         self.loader_generator = torch.Generator().manual_seed(seed)
+        self._resume: tuple[int, int] | None = None  # (epoch, samples of this rank already consumed)
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at the start of every epoch."""
-        self.epoch = epoch
+        super().set_epoch(epoch)
         self.loader_generator.manual_seed(self.seed + epoch)
 
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return iter(torch.randperm(self.num_items, generator=generator).tolist())
+    def resume_at(self, epoch: int, consumed: int) -> None:
+        """The next pass over `epoch` starts after its first `consumed` samples (of this rank)."""
+        self._resume = (epoch, consumed)
 
-    def __len__(self) -> int:
-        return self.num_items
+    def __iter__(self) -> Iterator[int]:
+        indices = list(super().__iter__())
+        if self._resume is not None and self._resume[0] == self.epoch:
+            indices = indices[self._resume[1]:]
+            self._resume = None  # only the interrupted epoch is shortened
+        return iter(indices)

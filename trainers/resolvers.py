@@ -1,4 +1,4 @@
-"""OmegaConf resolvers shared by every entry point: `${repo_root:}` and `${shipyard_run_id:}`."""
+"""OmegaConf resolvers shared by every entry point: `${repo_root:}`, `${shipyard_run_id:}`, `${rank_zero_path:P}`."""
 from __future__ import annotations
 
 import os
@@ -43,9 +43,24 @@ def default_run_id() -> str:
     return run_id
 
 
+def process_rank() -> int:
+    """This process's global rank as its launcher set it (torchrun, srun, Lightning's own children); 0 if none."""
+    for var in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    return int(os.environ.get("NODE_RANK") or 0) + int(os.environ.get("LOCAL_RANK") or 0)  # > 0 off rank 0
+
+
+def rank_zero_path(path: str) -> str:
+    """`path` on rank 0, os.devnull elsewhere: ranks share one run directory, one process writes each log."""
+    return path if process_rank() == 0 else os.devnull
+
+
 def register() -> None:
     """Register the resolvers once (idempotent)."""
     if not OmegaConf.has_resolver("repo_root"):
         OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
     if not OmegaConf.has_resolver("shipyard_run_id"):
         OmegaConf.register_new_resolver("shipyard_run_id", default_run_id, use_cache=False)
+    if not OmegaConf.has_resolver("rank_zero_path"):
+        OmegaConf.register_new_resolver("rank_zero_path", rank_zero_path)

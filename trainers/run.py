@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from trainers.checkpoint_io import AtomicCheckpointIO
 from trainers.config_check import check_targets, check_top_level
 from trainers.resolvers import REPO_ROOT, RUN_ID_ENV
+from trainers.slurm import check_job_environment, requeue_resume_mode, slurm_attempt_info
 from trainers.rundir import (
     atomic_write_json,
     atomic_write_text,
@@ -30,6 +31,7 @@ TOP_LEVEL_SCHEMA: dict[str, tuple[type, ...]] = {
     "name": (str,), "run_id": (str, int), "seed": (int,), "ckpt_path": (str, type(None)),
     "resume": (str, type(None)), "test_after_fit": (bool,),
     "datamodule": (), "model": (), "trainer": (), "strategy": (), "callbacks": (), "logger": (), "paths": (),
+    "launcher": (), "slurm": (), "optimized_metric": (str, type(None)),
 }
 
 
@@ -37,6 +39,7 @@ def check_config(cfg: DictConfig) -> None:
     """Everything that can be known wrong before any work: keys, types, targets."""
     check_top_level(cfg, TOP_LEVEL_SCHEMA)
     check_targets(cfg)
+    check_job_environment(cfg.trainer.get("devices"), cfg.trainer.get("num_nodes"))  # no-op outside Slurm
 
 
 def build_callbacks(cfg: DictConfig) -> list[Callback]:
@@ -72,7 +75,7 @@ def write_run_start(run_dir: Path, cfg: DictConfig, datamodule: Any, resumed_fro
         "attempts": [],
     }
     info["attempts"].append({"start_time": now_iso(), "resumed_from": str(resumed_from) if resumed_from else None,
-                             "pid": os.getpid()})
+                             "pid": os.getpid(), **slurm_attempt_info()})
     atomic_write_json(run_json, info)
     return info
 
@@ -112,7 +115,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         logger=build_loggers(cfg) or False,
         plugins=[AtomicCheckpointIO()],
     )
-    resume_from = resolve_resume_checkpoint(run_dir, cfg.ckpt_path, cfg.resume)
+    resume_from = resolve_resume_checkpoint(run_dir, cfg.ckpt_path, requeue_resume_mode(cfg.resume))
     if trainer.is_global_zero:
         write_run_start(run_dir, cfg, datamodule, resume_from)
         rank_zero_info(f"run directory: {run_dir}" + (f" (resuming from {resume_from})" if resume_from else ""))
@@ -123,6 +126,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     wall = time.time() - started
 
     summary: dict[str, Any] = {"run_dir": str(run_dir), "metrics": metrics}
+    if cfg.get("optimized_metric"):  # what an HPO sweeper optimizes: train.py's main returns it
+        if cfg.optimized_metric not in metrics:
+            raise KeyError(f"optimized_metric={cfg.optimized_metric!r} is not among the run's metrics "
+                           f"{sorted(metrics)} (test_after_fit=false leaves none)")
+        summary["objective"] = metrics[cfg.optimized_metric]
     if trainer.is_global_zero:
         callback = _checkpoint_callback(trainer)
         atomic_write_json(run_dir / "metrics.json", metrics)

@@ -116,7 +116,13 @@ def newest_complete_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def resolve_resume_checkpoint(run_dir: Path, ckpt_path: str | None, resume: str | None) -> Path | None:
-    """Apply `ckpt_path=` / `resume=auto`; a missing or unreadable checkpoint is a clear error."""
+    """Apply `ckpt_path=` / `resume=auto`; a missing or unreadable checkpoint is a clear error.
+
+    With both, the run's own newest checkpoint wins once there is one: a requeued job that started from
+    `ckpt_path` continues from where it stopped, not from the start again.
+    """
+    if ckpt_path and resume == "auto" and (own := newest_complete_checkpoint(run_dir)) is not None:
+        return own
     if ckpt_path:
         path = Path(ckpt_path)
         if not path.exists():
