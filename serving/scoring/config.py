@@ -6,7 +6,7 @@ from omegaconf import DictConfig, OmegaConf
 from serving.scoring.inputs import Columns, InputError
 from serving.scoring.model import ModelLoadError
 from serving.scoring.runner import ScoreOptions
-from serving.scoring.sharding import ShardingError
+from serving.scoring.sharding import ShardingError, resolve_shard
 from serving.scoring.summary import PlanMismatch
 from serving.scoring.writer import FORMATS
 from trainers.config_check import ConfigError, check_top_level
@@ -38,6 +38,10 @@ def options_from_config(cfg: DictConfig) -> ScoreOptions:
             problems.append(f"{key}={cfg[key]}: must be >= 1")
     if cfg.num_workers < 0:
         problems.append(f"num_workers={cfg.num_workers}: must be >= 0")
+    try:
+        resolve_shard(cfg.num_shards, cfg.shard_index)
+    except ShardingError as err:
+        problems.append(str(err))
     if problems:
         raise ScoringConfigError("invalid config:\n  - " + "\n  - ".join(problems))
     columns = OmegaConf.to_container(cfg.columns, resolve=True)

@@ -56,9 +56,9 @@ def score(opts: ScoreOptions) -> dict[str, Any]:
     fmt = check_format(opts.format)
     if opts.torch_threads:  # e.g. Slurm's cpus-per-task minus the decoding workers
         torch.set_num_threads(opts.torch_threads)
+    num_shards, shard_index = resolve_shard(opts.num_shards, opts.shard_index)
     model = load_model(opts.model, opts.device)
     table = read_records(opts.input, model.spec.kind, opts.columns)
-    num_shards, shard_index = resolve_shard(opts.num_shards, opts.shard_index)
     chunks = plan_chunks(select_shard(table.ids, num_shards, shard_index), opts.chunk_size, shard_index)
     output = Path(opts.output)
     output.mkdir(parents=True, exist_ok=True)
