@@ -1,0 +1,121 @@
+"""GPU check orchestrator: every case in its own timed-out subprocess, a compact table, JSON to $OUT/gpu_check.json.
+
+Budget: GPU_CHECK_BUDGET_S (default 450 s, under the 8 minutes a lent H100/H200 call gets). Cases run in
+priority order; a case that would not fit in what is left is skipped and reported, never silently dropped.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+DRY_RUN = os.environ.get("GPU_CHECK_DRY_RUN") == "1"
+
+# (case, timeout seconds on a GPU): priority order, the baselines first
+CASES: list[tuple[str, int]] = [
+    ("plain_eager", 90),
+    ("single_eager", 100),
+    ("plain_compile", 150),
+    ("single_compile", 150),
+    ("fsdp_eager", 120),
+    ("deepspeed_stage_2_eager", 150),
+    ("export_handler", 90),
+    ("fsdp_compile", 150),
+    ("deepspeed_stage_2_compile", 150),
+]
+MIN_CASE_S = 40  # a trainer case needs this much just to import and build
+
+
+def run_case(name: str, timeout: float, workdir: Path) -> dict[str, Any]:
+    """One case in a fresh interpreter; its JSON, or why it produced none (exit code, timeout, stderr tail)."""
+    out = workdir / f"{name}.json"
+    log = workdir / f"{name}.log"
+    started = time.perf_counter()
+    with log.open("w") as fh:
+        try:
+            proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_cases", name, str(out)], cwd=REPO,
+                                  stdout=fh, stderr=subprocess.STDOUT, timeout=timeout)
+            code: int | None = proc.returncode
+        except subprocess.TimeoutExpired:
+            code = None
+    wall = round(time.perf_counter() - started, 1)
+    if code == 0 and out.exists():
+        return {"case": name, "status": "ok", "wall_s": wall, **json.loads(out.read_text())}
+    tail = log.read_text(errors="replace").strip().splitlines()[-25:]
+    reason = f"timed out after {timeout:.0f} s" if code is None else f"exit code {code}"
+    errors = [line for line in tail if "Error" in line or "error" in line]
+    return {"case": name, "status": "failed", "wall_s": wall, "reason": reason,
+            "error": errors[-1] if errors else (tail[-1] if tail else ""), "log_tail": tail}
+
+
+def summary_rows(results: list[dict[str, Any]]) -> list[str]:
+    """A compact fixed-width table: tokens/s, MFU, ratio to the plain loop of the same compile mode."""
+    base = {r["case"].split("_")[-1]: r.get("tokens_per_s") for r in results if r["case"].startswith("plain_") and r["status"] == "ok"}
+    rows = [f"{'case':28s} {'status':8s} {'tok/s':>10s} {'MFU':>6s} {'vs plain':>8s} {'cb MFU':>7s} {'wall s':>7s}  note"]
+    for r in results:
+        if r["status"] != "ok":
+            rows.append(f"{r['case']:28s} {r['status']:8s} {'':>10s} {'':>6s} {'':>8s} {'':>7s} {r['wall_s']:7.1f}  "
+                        f"{r.get('reason', '')}: {r.get('error', '')[:110]}")
+            continue
+        if r["case"] == "export_handler":
+            cnn, gpt = r["digits_cnn"], r["gpt_classifier"]
+            rows.append(f"{'export_handler':28s} ok       digits request p50 {cnn['batch_1']['p50_ms']} ms p99 {cnn['batch_1']['p99_ms']} ms (b8 p50 "
+                        f"{cnn['batch_8']['p50_ms']}); GPT cls TorchScript b1 p50 {gpt['batch_1']['p50_ms']} ms, b8 p50 {gpt['batch_8']['p50_ms']} ms")
+            continue
+        tok, mfu = r["tokens_per_s"], r.get("mfu")
+        mode = r["case"].split("_")[-1]
+        ratio = f"{tok / base[mode]:.3f}" if base.get(mode) and not r["case"].startswith("plain_") else ""
+        cb = (r.get("callback") or {}).get("perf/mfu")
+        note = r.get("strategy_class", "")
+        if r.get("checkpoint"):
+            c = r["checkpoint"]
+            note += f"; ckpt save {c['save_seconds']} s + consolidate {c['consolidate_seconds']} s, strict load {c['strict_load']}, max|Δ| {c['max_abs_diff_vs_live']:.2e}"
+        rows.append(f"{r['case']:28s} ok       {tok:10.0f} {(mfu or 0) * 100:5.1f}% {ratio:>8s} {(cb or 0) * 100:6.1f}% {r['wall_s']:7.1f}  {note}")
+    return rows
+
+
+def main() -> int:
+    """Run the cases within the budget, print the table, write the JSON."""
+    budget = float(os.environ.get("GPU_CHECK_BUDGET_S", "450"))
+    if DRY_RUN:  # exercise dynamo + AOTAutograd on the CPU without inductor's minutes of C++ builds
+        os.environ.setdefault("GPU_CHECK_COMPILE_BACKEND", "aot_eager")
+        budget = float(os.environ.get("GPU_CHECK_BUDGET_S", "900"))
+    only = [c for c in os.environ.get("GPU_CHECK_CASES", "").split(",") if c]
+    started = time.perf_counter()
+    workdir = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    results: list[dict[str, Any]] = []
+    for name, limit in CASES:
+        if only and name not in only:
+            continue
+        left = budget - (time.perf_counter() - started)
+        if left < MIN_CASE_S:
+            results.append({"case": name, "status": "skipped", "wall_s": 0.0, "reason": "budget",
+                            "error": f"{left:.0f} s of the {budget:.0f} s budget left"})
+            print(f"[gpu_check] {name}: skipped ({left:.0f} s left)", flush=True)
+            continue
+        timeout = min(limit * (3 if DRY_RUN else 1), left)
+        print(f"[gpu_check] {name}: running (timeout {timeout:.0f} s)", flush=True)
+        result = run_case(name, timeout, workdir)
+        results.append(result)
+        print(f"[gpu_check] {name}: {result['status']} in {result['wall_s']} s"
+              + (f" ({result['reason']}: {result['error'][:200]})" if result["status"] != "ok" else ""), flush=True)
+    report = {"dry_run": DRY_RUN, "python": platform.python_version(), "wall_s": round(time.perf_counter() - started, 1),
+              "logs": str(workdir), "results": results}
+    print("\n".join(["", "GPU check summary" + (" (DRY RUN: tiny model on CPU)" if DRY_RUN else ""), *summary_rows(results)]))
+    out_dir = os.environ.get("OUT")
+    if out_dir:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))
+        print(f"wrote {Path(out_dir) / 'gpu_check.json'}")
+    return 0 if all(r["status"] == "ok" for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
