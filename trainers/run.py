@@ -15,6 +15,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainers.checkpoint_io import AtomicCheckpointIO
 from trainers.config_check import check_targets, check_top_level
+from trainers.cost import record_attempt_cost
+from trainers.strategy_check import check_strategy
 from trainers.resolvers import REPO_ROOT, RUN_ID_ENV
 from trainers.slurm import check_job_environment, requeue_resume_mode, slurm_attempt_info
 from trainers.rundir import (
@@ -31,7 +33,8 @@ TOP_LEVEL_SCHEMA: dict[str, tuple[type, ...]] = {
     "name": (str,), "run_id": (str, int), "seed": (int,), "ckpt_path": (str, type(None)),
     "resume": (str, type(None)), "test_after_fit": (bool,),
     "datamodule": (), "model": (), "trainer": (), "strategy": (), "callbacks": (), "logger": (), "paths": (),
-    "launcher": (), "slurm": (), "optimized_metric": (str, type(None)),
+    "evaluate": (bool,), "cv": (),
+    "launcher": (), "slurm": (), "optimized_metric": (str, type(None)), "cost": (),
 }
 
 
@@ -40,6 +43,7 @@ def check_config(cfg: DictConfig) -> None:
     check_top_level(cfg, TOP_LEVEL_SCHEMA)
     check_targets(cfg)
     check_job_environment(cfg.trainer.get("devices"), cfg.trainer.get("num_nodes"))  # no-op outside Slurm
+    check_strategy(cfg)  # strategy x devices x nodes x precision combinations that cannot run
 
 
 def build_callbacks(cfg: DictConfig) -> list[Callback]:
@@ -121,8 +125,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         rank_zero_info(f"run directory: {run_dir}" + (f" (resuming from {resume_from})" if resume_from else ""))
 
     started = time.time()
-    trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
-    metrics = evaluate_best(trainer, model, datamodule) if cfg.test_after_fit else {}
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+        metrics = evaluate_best(trainer, model, datamodule) if cfg.test_after_fit else {}
+    finally:  # a preempted or failed attempt used its device-hours too
+        if trainer.is_global_zero and cfg.get("cost") is not None and (run_dir / "run.json").exists():
+            record_attempt_cost(run_dir / "run.json", instantiate(cfg.cost), trainer.num_devices, trainer.num_nodes,
+                                time.time() - started, trainer.strategy.root_device)
     wall = time.time() - started
 
     summary: dict[str, Any] = {"run_dir": str(run_dir), "metrics": metrics}
@@ -148,4 +157,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith(("test/", "val/")))
         print(f"metrics: {shown}")
         print(f"run directory: {run_dir}")
+        if cfg.get("evaluate"):  # report, calibration.json, MODEL_CARD.md (evaluation/after_training.py)
+            from evaluation.after_training import evaluate_after_training
+
+            summary["evaluation"] = evaluate_after_training(cfg, run_dir)
     return summary
