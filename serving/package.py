@@ -16,7 +16,10 @@ HANDLERS_DIR = REPO_ROOT / "serving" / "handlers"
 HANDLER_FILES = {"image": "image_classifier.py", "text": "text_classifier.py"}
 # shipped beside the handler, imported by it as top-level modules inside the worker
 HELPER_FILES = (HANDLERS_DIR / "classifier_base.py", HANDLERS_DIR / "classifier_io.py",
-                REPO_ROOT / "datamodules" / "preprocessing.py")
+                REPO_ROOT / "datamodules" / "preprocessing.py",
+                # prediction metrics + sampled, PII-redacted prediction logs (serving/prediction_hook.py)
+                REPO_ROOT / "serving" / "prediction_hook.py", REPO_ROOT / "serving" / "prediction_log.py",
+                REPO_ROOT / "serving" / "prediction_features.py", REPO_ROOT / "datamodules" / "checks" / "pii.py")
 VERSION_RE = re.compile(r"^\d+(\.\d+){0,2}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$")  # torch-model-archiver's own rule
 ARCHIVES_DIR = "archives"

@@ -8,7 +8,7 @@ Text is PII-redacted before it is queued, so an unredacted text never reaches a 
 
 Settings (the archive's model-config YAML `prediction_log:` section; environment variables win):
   enabled / SHIPYARD_PREDLOG_ENABLED, sample_rate / SHIPYARD_PREDLOG_RATE (0..1),
-  folder / SHIPYARD_PREDLOG_DIR (default: $LOG_LOCATION/predictions, else ./logs/predictions),
+  folder / SHIPYARD_PREDLOG_DIR (default: $LOG_LOCATION/predictions, TorchServe's log folder; neither: off),
   max_bytes / SHIPYARD_PREDLOG_MAX_BYTES, backup_count / SHIPYARD_PREDLOG_BACKUPS, queue_size, max_text_chars.
 """
 from __future__ import annotations
@@ -71,8 +71,9 @@ class PredictionLogSettings:
                  "queue_size": int, "max_text_chars": int}
         data = {k: casts[k](v) for k, v in data.items()}
         if not data.get("folder"):
-            base = environ.get("LOG_LOCATION") or "logs"
-            data["folder"] = str(Path(base) / "predictions")
+            if not environ.get("LOG_LOCATION"):
+                data["enabled"] = False  # no folder named anywhere: log nothing rather than litter the cwd
+            data["folder"] = str(Path(environ.get("LOG_LOCATION") or ".") / "predictions")
         return cls(**data)
 
 

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+METRICS_YAML = Path(__file__).resolve().parent / "monitoring" / "metrics.yaml"
 LISTENERS = ("inference", "management", "metrics", "grpc_inference", "grpc_management", "initial_worker")
 
 
@@ -179,6 +180,8 @@ def render_properties(cfg: ServeConfig, ports: Ports, model_store: Path) -> str:
         "model_store": store,
         "allowed_urls": allowed.replace("\\", "\\\\"),  # .properties unescapes backslashes once
         "metrics_mode": "prometheus",
+        # prometheus mode exports only declared metrics: TorchServe's defaults + the handlers' own
+        "metrics_config": METRICS_YAML,
         "enable_model_api": "true",
         "disable_token_authorization": "false",
         "token_expiration_min": s.token_expiration_min,

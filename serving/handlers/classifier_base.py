@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import torch
 
 if __package__:
     from serving.handlers import classifier_io as io
+    from serving.prediction_hook import PredictionObserver
 else:  # inside a .mar: sibling top-level modules
     import classifier_io as io  # type: ignore[no-redef]
+    from prediction_hook import PredictionObserver  # type: ignore[no-redef]
 
 logger = logging.getLogger(__name__)
 JSON = "application/json"
@@ -31,6 +34,9 @@ class ClassifierHandler:
         self.spec: io.PreprocessSpec | None = None
         self.device = torch.device("cpu")
         self.model_name = ""
+        self.observer: PredictionObserver | None = None
+        self._context: Any = None
+        self._batch_started = 0.0
 
     # ---------------------------------------------------------------- subclass API
     def decode(self, request: Any) -> io.Decoded:
@@ -57,11 +63,13 @@ class ClassifierHandler:
                              f"kind={self.spec.kind!r}: package the model with the {self.spec.kind} handler")
         self.model = io.load_model(model_dir, self.device)
         self.load_extras(model_dir)
+        self.observer = PredictionObserver(context, self.kind)  # metrics + sampled prediction logs
         self.initialized = True
         logger.info("%s: %s model loaded from %s on %s", type(self).__name__, self.kind, model_dir, self.device)
 
     def handle(self, data: list[Any], context: Any) -> list[str]:
         """Validate each request on its own, run one forward over the good ones, answer every request."""
+        self._batch_started, self._context = time.perf_counter(), context
         answers: list[Any] = [None] * len(data)
         good: list[tuple[int, io.Decoded]] = []
         for idx, request in enumerate(data):
@@ -86,6 +94,10 @@ class ClassifierHandler:
     def on_predictions(self, inputs: list[dict[str, Any]], predictions: list[dict[str, Any]],
                        logits: torch.Tensor) -> None:
         """Hook called once per batch with the good requests' summaries and answers (prediction logging)."""
+        if self.observer is not None:
+            latency_ms = (time.perf_counter() - self._batch_started) * 1000.0
+            self.observer.observe(self._context, inputs, predictions, logits, latency_ms, self.spec.temperature,
+                                  getattr(self, "tokenizer", None), self.spec)
 
     # ---------------------------------------------------------------- helpers
     def _summaries(self, good: list[tuple[int, io.Decoded]], context: Any) -> list[dict[str, Any]]:

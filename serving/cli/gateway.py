@@ -1,0 +1,58 @@
+"""`gateway start|reload|stop|status|route`: the canary nginx in front of TorchServe (conf/gateway.yaml)."""
+from __future__ import annotations
+
+import argparse
+
+from serving.cli.common import print_json, split_overrides
+from serving.client import ServingError
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register `gateway`."""
+    p = subparsers.add_parser("gateway", help="canary gateway (nginx): start|reload|stop|status, "
+                                              "route NAME champion=V [candidate=V percent=P | clear]")
+    p.add_argument("action", choices=["start", "reload", "stop", "status", "route"])
+    p.add_argument("items", nargs="*", metavar="ARG|KEY=VALUE",
+                   help="route: NAME champion=V candidate=V percent=P clear; others: conf/gateway.yaml overrides")
+    p.set_defaults(func=run_gateway)
+
+
+ROUTE_KEYS = ("champion", "candidate", "percent")
+
+
+def gateway_config(overrides: list[str]):
+    """conf/gateway.yaml + overrides → GatewayConfig."""
+    from serving.gateway.config import GatewayConfig
+    from serving.structured import compose_structured
+
+    return compose_structured("gateway", GatewayConfig, overrides)
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    """Dispatch one gateway action; user errors become one-line messages."""
+    from serving.gateway.control import Gateway
+
+    overrides, rest = split_overrides(args.items)
+    route = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] in ROUTE_KEYS}
+    overrides = [o for o in overrides if o.split("=", 1)[0] not in ROUTE_KEYS]
+    try:
+        gw = Gateway(gateway_config(overrides))
+        if args.action == "start":
+            state = gw.start()
+            print_json({"url": gw.url(), "https_port": state["https_port"], "http_port": state["http_port"],
+                        "routes": state["routes"]})
+        elif args.action == "reload":
+            print_json({"reloaded": True, "routes": gw.reload()["routes"]})
+        elif args.action == "stop":
+            print_json({"stopped": gw.stop()})
+        elif args.action == "status":
+            print_json({"running": bool(gw.pid()), **gw.state()})
+        else:
+            if not rest or rest[0] == "clear" or rest[1:] not in ([], ["clear"]):
+                raise ServingError("usage: gateway route NAME [champion=V] [candidate=V percent=P] [clear]")
+            name, clear = rest[0], rest[1:] == ["clear"]
+            print_json({name: gw.set_route(name, route.get("champion"), route.get("candidate"),
+                                           float(route["percent"]) if "percent" in route else None, clear)})
+    except (ValueError, FileNotFoundError) as err:
+        raise ServingError(str(err)) from err
+    return 0

@@ -1,0 +1,92 @@
+"""The gateway's typed config (conf/gateway.yaml), its folder layout and its secrets (read, never logged)."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENV_KEYS = "SHIPYARD_GATEWAY_API_KEYS"
+_SIZE = re.compile(r"[0-9]+[kKmM]?")
+
+
+@dataclass
+class TLSConfig:
+    """Certificate and key (PEM) for the HTTPS listener."""
+
+    cert: str | None = None
+    key: str | None = None
+    self_signed: bool = False
+
+
+@dataclass
+class RateLimit:
+    """Per-API-key request rate (nginx limit_req)."""
+
+    per_second: int = 20
+    burst: int = 10
+
+
+@dataclass
+class GatewayConfig:
+    """conf/gateway.yaml."""
+
+    root: str = "outputs/gateway"
+    instance: str = "default"
+    host: str = "127.0.0.1"
+    https_port: int = 0
+    http_port: int = 0
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    api_keys_file: str | None = None
+    rate_limit: RateLimit = field(default_factory=RateLimit)
+    max_body: str = "1m"
+    upstream_timeout: int = 30
+    serve_root: str = "outputs/serve"
+    serve_instance: str = "default"
+    canary_percent: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.instance):
+            raise ValueError(f"instance={self.instance!r}: use letters, digits, '_', '-', '.'")
+        if not _SIZE.fullmatch(self.max_body):
+            raise ValueError(f"max_body={self.max_body!r}: use an nginx size such as 512k or 1m")
+        if self.rate_limit.per_second < 1 or self.rate_limit.burst < 0:
+            raise ValueError("rate_limit.per_second must be >= 1 and rate_limit.burst >= 0")
+        if not 0 <= self.canary_percent <= 100:
+            raise ValueError(f"canary_percent={self.canary_percent}: must be within [0, 100]")
+        if not self.tls.self_signed and not (self.tls.cert and self.tls.key):
+            raise ValueError("TLS is required: set tls.cert=PEM and tls.key=PEM, or tls.self_signed=true")
+
+    @property
+    def dir(self) -> Path:
+        """The gateway's own folder (nginx prefix)."""
+        return Path(self.root).resolve() / self.instance
+
+    @property
+    def serve_dir(self) -> Path:
+        """The TorchServe instance folder behind the gateway."""
+        return Path(self.serve_root).resolve() / self.serve_instance
+
+
+def read_api_keys(cfg: GatewayConfig, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """client id → key, from api_keys_file or $SHIPYARD_GATEWAY_API_KEYS; empty is an error."""
+    environ = os.environ if environ is None else environ
+    if cfg.api_keys_file:
+        path = Path(cfg.api_keys_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"api_keys_file={path} does not exist")
+        entries = [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    else:
+        entries = [e.strip() for e in environ.get(ENV_KEYS, "").split(",") if e.strip()]
+    keys: dict[str, str] = {}
+    for n, entry in enumerate(entries, start=1):
+        client, _, key = entry.rpartition(":") if ":" in entry else (f"client{n}", "", entry)
+        if not re.fullmatch(r"[A-Za-z0-9_.~+/=-]{16,}", key):
+            # never echo the value: it is a secret
+            raise ValueError(f"API key #{n} ({client or 'unnamed'}) must be >= 16 characters of [A-Za-z0-9_.~+/=-]")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", client):
+            raise ValueError(f"API key #{n}: client id {client!r} may use letters, digits, '_', '-', '.'")
+        keys[client] = key
+    if not keys:
+        raise ValueError(f"no gateway API keys: set api_keys_file=PATH or ${ENV_KEYS}=id:key,...")
+    return keys

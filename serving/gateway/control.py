@@ -1,0 +1,198 @@
+"""Start, reload and stop the gateway's own nginx (own prefix folder, pid file and loopback ports)."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from serving.client import Endpoints, ServingError, read_keys
+from serving.gateway.config import GatewayConfig, read_api_keys
+from serving.gateway.render import render_nginx, render_secrets
+from serving.server_config import free_port
+from trainers.rundir import atomic_write_json, atomic_write_text
+
+STATE_FILE = "gateway.json"   # ports + routes: what reload/route re-render from
+WORKER_USER = "nobody nogroup"
+
+
+def nginx_bin() -> str:
+    """The nginx binary (Debian's nginx-light), or a clear error."""
+    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if not found:
+        raise ServingError("nginx not found: apt-get install nginx-light (scripts/services.sh up installs it)")
+    return found
+
+
+def self_signed_cert(folder: Path, host: str = "localhost") -> tuple[Path, Path]:
+    """A self-signed certificate for localhost/127.0.0.1 (openssl); key written 0600."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    if cert.exists() and key.exists():
+        return cert, key
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+                    "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={host}",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True, timeout=60)
+    key.chmod(0o600)
+    return cert, key
+
+
+class Gateway:
+    """One nginx instance living in `cfg.dir`."""
+
+    def __init__(self, cfg: GatewayConfig) -> None:
+        self.cfg = cfg
+        self.dir = cfg.dir
+        self.state_path = self.dir / STATE_FILE
+
+    # ------------------------------------------------------------------ state
+    def state(self) -> dict[str, Any]:
+        """gateway.json (ports, routes), or an empty state before the first start."""
+        return json.loads(self.state_path.read_text()) if self.state_path.exists() else {"routes": {}}
+
+    def pid(self) -> int | None:
+        """The master pid if nginx is running from this folder."""
+        try:
+            pid = int((self.dir / "nginx.pid").read_text().strip())
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+            return None
+
+    def url(self, path: str = "") -> str:
+        """https://127.0.0.1:PORT/path of the running gateway."""
+        return f"https://{self.cfg.host}:{self.state()['https_port']}/{path.lstrip('/')}"
+
+    # ------------------------------------------------------------------ rendering
+    def _write_config(self, state: dict[str, Any]) -> Path:
+        for sub in ("logs", "secrets", "tmp"):
+            (self.dir / sub).mkdir(parents=True, exist_ok=True)
+        (self.dir / "secrets").chmod(0o700)
+        user = WORKER_USER if os.geteuid() == 0 else None
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            tmp = self.dir / "tmp" / kind
+            tmp.mkdir(exist_ok=True)
+            if user:
+                shutil.chown(tmp, "nobody", "nogroup")  # workers run unprivileged and buffer bodies here
+        if self.cfg.tls.self_signed and not self.cfg.tls.cert:
+            cert, key = self_signed_cert(self.dir / "tls")
+        else:
+            cert, key = Path(self.cfg.tls.cert).resolve(), Path(self.cfg.tls.key).resolve()
+            for path in (cert, key):
+                if not path.is_file():
+                    raise ServingError(f"TLS file {path} does not exist (tls.cert / tls.key)")
+        upstream = Endpoints.load(self.cfg.serve_dir).inference
+        secrets = render_secrets(read_api_keys(self.cfg), read_keys(self.cfg.serve_dir)["inference"])
+        for name, text in secrets.items():
+            path = self.dir / "secrets" / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+        conf = render_nginx(self.cfg, state["https_port"], state.get("http_port"), upstream, state["routes"],
+                            cert, key, user)
+        path = self.dir / "nginx.conf"
+        atomic_write_text(path, conf)
+        self._nginx("-t", what="config test")  # a bad config never replaces a running one's workers
+        return path
+
+    def _nginx(self, *args: str, what: str) -> subprocess.CompletedProcess:
+        cmd = [nginx_bin(), "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"), "-e",
+               str(self.dir / "logs" / "error.log"), *args]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        if proc.returncode != 0:
+            raise ServingError(f"nginx {what} failed: {proc.stderr.strip()[-2000:]}")
+        return proc
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, routes: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Render and start nginx; returns the state (ports, routes). Fails if it is already running."""
+        if self.pid():
+            raise ServingError(f"the gateway in {self.dir} is already running (pid {self.pid()}): "
+                               "`gateway reload` or `gateway stop` first")
+        state = self.state()
+        state["https_port"] = self.cfg.https_port or free_port(self.cfg.host)
+        state["http_port"] = None if self.cfg.http_port < 0 else (self.cfg.http_port or free_port(self.cfg.host))
+        if routes is not None:
+            state["routes"] = routes
+        self._write_config(state)
+        atomic_write_json(self.state_path, state)
+        self._nginx(what="start")
+        deadline = time.monotonic() + 10
+        while not self.pid():
+            if time.monotonic() > deadline:
+                raise ServingError(f"nginx did not write its pid file; see {self.dir / 'logs' / 'error.log'}")
+            time.sleep(0.05)
+        return state
+
+    def reload(self) -> dict[str, Any]:
+        """Re-render (routes, keys, token) and `nginx -s reload`: old workers finish their requests."""
+        if not self.pid():
+            raise ServingError(f"no gateway running in {self.dir}: `python -m serving gateway start` first")
+        state = self.state()
+        self._write_config(state)
+        old_generation = self._generation()
+        self._nginx("-s", "reload", what="reload")
+        self._wait_new_workers(old_generation)
+        return state
+
+    def _generation(self) -> set[int]:
+        import psutil
+
+        try:
+            return {c.pid for c in psutil.Process(self.pid()).children()}
+        except (psutil.Error, TypeError):
+            return set()
+
+    def _wait_new_workers(self, old: set[int], timeout: float = 10.0) -> None:
+        """Return once a worker of the new configuration is up (so the next request sees it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._generation() - old:
+                return
+            time.sleep(0.02)
+        raise ServingError(f"nginx reload started no new worker in {timeout:.0f}s; see {self.dir / 'logs' / 'error.log'}")
+
+    def set_route(self, model: str, champion: str | None = None, candidate: str | None = None,
+                  percent: float | None = None, clear_candidate: bool = False) -> dict[str, Any]:
+        """Change one model's route and reload if running (promote/rollback/canary call this)."""
+        state = self.state()
+        route = dict(state["routes"].get(model, {}))
+        if champion is not None:
+            route["champion"] = str(champion)
+        if clear_candidate:
+            route.pop("candidate", None)
+            route.pop("percent", None)
+        if candidate is not None:
+            route["candidate"] = str(candidate)
+            route["percent"] = float(self.cfg.canary_percent if percent is None else percent)
+        elif percent is not None:
+            route["percent"] = float(percent)
+        if "champion" not in route:
+            raise ServingError(f"route for {model} needs a champion version first (champion=VERSION)")
+        if route.get("candidate") == route["champion"]:
+            route.pop("candidate")
+            route.pop("percent", None)
+        state["routes"][model] = route
+        atomic_write_json(self.state_path, state)
+        if self.pid():
+            self.reload()
+        return route
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """Graceful quit; waits until the master is gone. False when nothing ran."""
+        pid = self.pid()
+        if not pid:
+            return False
+        os.kill(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + timeout
+        while self.pid() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if self.pid():
+            os.kill(pid, signal.SIGTERM)
+            time.sleep(0.5)
+        return True
