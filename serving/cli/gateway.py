@@ -30,13 +30,15 @@ def gateway_config(overrides: list[str]):
 
 def run_gateway(args: argparse.Namespace) -> int:
     """Dispatch one gateway action; user errors become one-line messages."""
-    from serving.gateway.control import Gateway
+    from serving.gateway.control import Gateway, load_running_config
 
     overrides, rest = split_overrides(args.items)
     route = {o.split("=", 1)[0]: o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0] in ROUTE_KEYS}
     overrides = [o for o in overrides if o.split("=", 1)[0] not in ROUTE_KEYS]
     try:
-        gw = Gateway(gateway_config(overrides))
+        cfg = gateway_config(overrides)
+        # every action but start works on the running gateway's own settings (keys source, TLS, ports)
+        gw = Gateway(cfg if args.action == "start" else load_running_config(cfg))
         if args.action == "start":
             state = gw.start()
             print_json({"url": gw.url(), "https_port": state["https_port"], "http_port": state["http_port"],

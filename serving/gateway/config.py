@@ -54,6 +54,9 @@ class GatewayConfig:
             raise ValueError("rate_limit.per_second must be >= 1 and rate_limit.burst >= 0")
         if not 0 <= self.canary_percent <= 100:
             raise ValueError(f"canary_percent={self.canary_percent}: must be within [0, 100]")
+
+    def check_tls(self) -> None:
+        """The gateway only speaks HTTPS: a certificate is required to start it."""
         if not self.tls.self_signed and not (self.tls.cert and self.tls.key):
             raise ValueError("TLS is required: set tls.cert=PEM and tls.key=PEM, or tls.self_signed=true")
 

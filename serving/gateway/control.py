@@ -7,11 +7,12 @@ import shutil
 import signal
 import subprocess
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from serving.client import Endpoints, ServingError, read_keys
-from serving.gateway.config import GatewayConfig, read_api_keys
+from serving.gateway.config import GatewayConfig, RateLimit, TLSConfig, read_api_keys
 from serving.gateway.render import render_nginx, render_secrets
 from serving.server_config import free_port
 from trainers.rundir import atomic_write_json, atomic_write_text
@@ -40,6 +41,17 @@ def self_signed_cert(folder: Path, host: str = "localhost") -> tuple[Path, Path]
                    check=True, capture_output=True, timeout=60)
     key.chmod(0o600)
     return cert, key
+
+
+def load_running_config(cfg: GatewayConfig) -> GatewayConfig:
+    """The config a gateway was started with (from its gateway.json), else cfg itself."""
+    path = cfg.dir / STATE_FILE
+    if not path.exists():
+        return cfg
+    saved = json.loads(path.read_text()).get("config")
+    if not saved:
+        return cfg
+    return GatewayConfig(**{**saved, "tls": TLSConfig(**saved["tls"]), "rate_limit": RateLimit(**saved["rate_limit"])})
 
 
 class Gateway:
@@ -87,8 +99,16 @@ class Gateway:
                 if not path.is_file():
                     raise ServingError(f"TLS file {path} does not exist (tls.cert / tls.key)")
         upstream = Endpoints.load(self.cfg.serve_dir).inference
-        secrets = render_secrets(read_api_keys(self.cfg), read_keys(self.cfg.serve_dir)["inference"])
+        try:
+            keys = read_api_keys(self.cfg)
+        except ValueError:
+            if not (self.dir / "secrets" / "api_keys.conf").exists():
+                raise
+            keys = None  # a reload from a shell without the key source keeps the keys nginx already has
+        secrets = render_secrets(keys or {}, read_keys(self.cfg.serve_dir)["inference"])
         for name, text in secrets.items():
+            if keys is None and name == "api_keys.conf":
+                continue
             path = self.dir / "secrets" / name
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
@@ -114,7 +134,9 @@ class Gateway:
         if self.pid():
             raise ServingError(f"the gateway in {self.dir} is already running (pid {self.pid()}): "
                                "`gateway reload` or `gateway stop` first")
+        self.cfg.check_tls()
         state = self.state()
+        state["config"] = asdict(self.cfg)  # reload/route/promote from another shell re-render with it
         state["https_port"] = self.cfg.https_port or free_port(self.cfg.host)
         state["http_port"] = None if self.cfg.http_port < 0 else (self.cfg.http_port or free_port(self.cfg.host))
         if routes is not None:

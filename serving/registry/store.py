@@ -45,6 +45,7 @@ class ModelRegistry:
         from mlflow.tracking import MlflowClient
 
         self.cfg = cfg
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # CLI output stays JSON-only
         Path(cfg.root).mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=cfg.uri(), registry_uri=cfg.uri())
 
@@ -82,7 +83,7 @@ class ModelRegistry:
                     **{MANIFEST_PREFIX + rel: d for rel, d in digests.items()}}
         mv = self.client.create_model_version(name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id,
                                               tags=all_tags)
-        return {"name": name, "version": mv.version, "serving_version": tags["serving.version"],
+        return {"name": name, "version": str(mv.version), "serving_version": tags["serving.version"],
                 "files": sorted(digests), "mlflow_run_id": run.info.run_id}
 
     def _exists(self, name: str) -> bool:
@@ -122,11 +123,14 @@ class ModelRegistry:
 
     def champion(self, name: str) -> str | None:
         """The version the champion alias points at (None before the first promotion)."""
-        return self.client.get_registered_model(name).aliases.get(CHAMPION) if self._exists(name) else None
+        if not self._exists(name):
+            return None
+        champion = self.client.get_registered_model(name).aliases.get(CHAMPION)
+        return None if champion is None else str(champion)
 
     def history(self, name: str) -> list[str]:
         """Champion versions, oldest first."""
-        return json.loads(self.client.get_registered_model(name).tags.get(HISTORY_TAG, "[]"))
+        return [str(v) for v in json.loads(self.client.get_registered_model(name).tags.get(HISTORY_TAG, "[]"))]
 
     def show(self, name: str, version: str | None = None) -> dict[str, Any]:
         """A model (aliases, history) or one version (lineage, files and their sha256)."""
@@ -134,7 +138,7 @@ class ModelRegistry:
             raise RegistryError(f"no registered model {name!r}; `python -m serving registry list` shows them")
         model = self.client.get_registered_model(name)
         if version is None:
-            return {"name": name, "aliases": dict(model.aliases), "history": self.history(name),
+            return {"name": name, "aliases": {k: str(v) for k, v in model.aliases.items()}, "history": self.history(name),
                     "events": json.loads(model.tags.get(EVENTS_TAG, "[]")),
                     "versions": [self._summary(mv) for mv in self._versions(name)]}
         mv = self.version(name, version)
@@ -145,14 +149,14 @@ class ModelRegistry:
         return sorted(self.client.search_model_versions(f"name='{name}'"), key=lambda mv: int(mv.version))
 
     def _summary(self, mv: Any) -> dict[str, Any]:
-        return {"version": mv.version, "serving_version": mv.tags.get("serving.version"),
+        return {"version": str(mv.version), "serving_version": mv.tags.get("serving.version"),
                 "run_id": mv.tags.get("lineage.run_id"), "aliases": list(mv.aliases),
                 "created": mv.creation_timestamp}
 
     def list(self) -> list[dict[str, Any]]:
         """Every registered model with its champion and versions."""
-        return [{"name": m.name, "champion": m.aliases.get(CHAMPION),
-                 "versions": [mv.version for mv in self._versions(m.name)]}
+        return [{"name": m.name, "champion": self.champion(m.name),
+                 "versions": [str(mv.version) for mv in self._versions(m.name)]}
                 for m in self.client.search_registered_models()]
 
     # ------------------------------------------------------------------ verified files
@@ -178,14 +182,14 @@ class ModelRegistry:
     # ------------------------------------------------------------------ champion moves
     def promote(self, name: str, version: str | int) -> dict[str, Any]:
         """Point `champion` at version; push it on the history (verification is the caller's, before)."""
-        mv = self.version(name, version)
+        target = str(self.version(name, version).version)
         previous = self.champion(name)
         history = self.history(name)
-        if previous == mv.version:
-            return {"name": name, "champion": mv.version, "previous": previous, "changed": False}
-        history.append(mv.version)
-        self._move(name, mv.version, history, "promote")
-        return {"name": name, "champion": mv.version, "previous": previous, "changed": True}
+        if previous == target:
+            return {"name": name, "champion": target, "previous": previous, "changed": False}
+        history.append(target)
+        self._move(name, target, history, "promote")
+        return {"name": name, "champion": target, "previous": previous, "changed": True}
 
     def rollback_target(self, name: str) -> str:
         """The champion before the current one, or a RegistryError."""
