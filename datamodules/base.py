@@ -10,6 +10,8 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from datamodules.checks.setup import run_setup_checks
+from datamodules.cv import check_fold, cv_splits
 from datamodules.preprocessing import SPEC_FILENAME, PreprocessSpec
 from datamodules.records import BadRecord, as_dicts, check_bad_records
 from datamodules.splits import EpochShuffleSampler, stratified_split
@@ -29,8 +31,15 @@ class ClassificationDataModule(LightningDataModule):
         test_fraction: float = 0.2,
         max_bad_fraction: float = 0.0,
         pin_memory: bool = False,
+        cv_folds: int | None = None,
+        cv_fold: int | None = None,
+        data_checks: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        check_fold(cv_fold, cv_folds)
+        self.cv_folds = cv_folds  # k-fold cross-validation: fold cv_fold of cv_folds (datamodules/cv.py)
+        self.cv_fold = cv_fold
+        self.data_checks = data_checks  # thresholds; the cheap subset runs at setup (datamodules/checks/)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
@@ -70,6 +79,9 @@ class ClassificationDataModule(LightningDataModule):
             return
         self._load()
         check_bad_records(self.bad_records, self.total_records, self.max_bad_fraction, type(self).__name__)
+        if self.cv_folds:
+            fixed_test = self.splits.get("test") if self.splits else None
+            self.splits = cv_splits(self.item_labels, self.cv_fold, self.cv_folds, self.val_fraction, self.seed, fixed_test)
         if not self.splits:
             self.splits = stratified_split(
                 self.item_labels,
@@ -80,6 +92,8 @@ class ClassificationDataModule(LightningDataModule):
             if not self.splits.get(split):
                 raise ValueError(f"{type(self).__name__}: the {split} split is empty; add data or adjust fractions")
             self.datasets[split] = self._make_dataset(split, self.splits[split])
+        if self.data_checks is None or self.data_checks.get("at_setup", True):
+            run_setup_checks(self, self.data_checks)  # leakage, missing values, class balance: cheap
         self._ready = True
 
     @property

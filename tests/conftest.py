@@ -20,6 +20,8 @@ EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
 register()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# train.py evaluates every run (evaluate.py) by default; tests opt in with evaluate=true where they check it
+os.environ.setdefault("SHIPYARD_EVALUATE", "false")
 
 
 def compose_train(overrides: list[str], output_root: Path) -> DictConfig:

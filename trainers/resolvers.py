@@ -62,5 +62,10 @@ def register() -> None:
         OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
     if not OmegaConf.has_resolver("shipyard_run_id"):
         OmegaConf.register_new_resolver("shipyard_run_id", default_run_id, use_cache=False)
+    if not OmegaConf.has_resolver("shipyard_cv_mode"):  # cv.folds=K → a multirun over the folds
+        from evaluation.cross_validation import cv_mode, cv_sweep_params
+
+        OmegaConf.register_new_resolver("shipyard_cv_mode", cv_mode)
+        OmegaConf.register_new_resolver("shipyard_cv_params", cv_sweep_params)
     if not OmegaConf.has_resolver("rank_zero_path"):
         OmegaConf.register_new_resolver("rank_zero_path", rank_zero_path)

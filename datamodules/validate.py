@@ -1,0 +1,64 @@
+"""Data checks: python -m datamodules.validate +experiment=NAME [run_dir=PATH] [datamodule.key=value ...].
+
+Composes the training config, sets the datamodule up (without its setup-time checks, which this
+replaces with the full set) and writes data_report.json / data_report.md / plots into
+<paths.output_root>/<name>/data_checks/, or RUN_DIR/data_checks/ with run_dir=. Exit code 1 when a
+configured threshold fails (the message names the check and where), 0 otherwise.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from trainers.resolvers import REPO_ROOT, register
+
+register()
+_RUN_DIR: list[str] = []  # `run_dir=PATH` is taken off the command line: it is not a key of the train config
+
+
+@hydra.main(version_base="1.3", config_path=str(REPO_ROOT / "conf"), config_name="train")
+def main(cfg: DictConfig) -> None:
+    """Compose like train.py, run every check, write the data report."""
+    from hydra.utils import instantiate
+
+    from datamodules.checks.runner import failure_message, run_checks, write_report
+
+    run_dir = _RUN_DIR[0] if _RUN_DIR else None
+    validate_run_config(cfg, run_dir)
+    with open_dict(cfg):
+        cfg.datamodule.data_checks = {**(OmegaConf.to_container(cfg.datamodule.get("data_checks") or {})), "at_setup": False}
+    datamodule = instantiate(cfg.datamodule)
+    datamodule.setup("fit")
+    report = run_checks(datamodule, cfg.datamodule.data_checks)
+    out_dir = Path(run_dir) / "data_checks" if run_dir else Path(cfg.paths.output_root) / cfg.name / "data_checks"
+    path = write_report(report, out_dir)
+    for name, check in report["checks"].items():
+        print(f"{name:17s} {check['status']:5s} {check['summary']}")
+    print(f"data report: {path}")
+    if report["failures"]:
+        print(failure_message(report["failures"], "python -m datamodules.validate"), file=sys.stderr)
+        raise SystemExit(1)
+
+
+def validate_run_config(cfg: DictConfig, run_dir: str | None) -> None:
+    """With run_dir=, the composed datamodule must be the one the run trained on (else the report misleads)."""
+    if not run_dir:
+        return
+    saved = Path(run_dir) / "config.yaml"
+    if not saved.is_file():
+        raise SystemExit(f"run_dir={run_dir} has no config.yaml: not a Shipyard run directory")
+    trained = OmegaConf.load(saved).datamodule.get("_target_")
+    if trained != cfg.datamodule._target_:
+        raise SystemExit(f"run_dir={run_dir} trained with {trained}, but this config composes {cfg.datamodule._target_}: "
+                         "pass the run's +experiment=")
+
+
+if __name__ == "__main__":
+    for arg in list(sys.argv[1:]):
+        if arg.startswith("run_dir="):
+            _RUN_DIR.append(arg.split("=", 1)[1])
+            sys.argv.remove(arg)
+    main()
