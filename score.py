@@ -16,10 +16,19 @@ register()
 def main(cfg: DictConfig) -> None:
     """Check the config, then score this task's share of the input (or submit a Slurm array)."""
     from serving.scoring.config import USER_ERRORS, options_from_config
-    from serving.scoring.runner import score
+    from trainers.slurm import inside_allocation
 
     try:
         opts = options_from_config(cfg)
+        if cfg.launcher.name == "slurm" and not inside_allocation():  # submit the array, then exit
+            from hydra.core.hydra_config import HydraConfig
+
+            from serving.scoring.slurm_array import submit_scoring
+
+            submit_scoring(cfg, list(HydraConfig.get().overrides.task))
+            return
+        from serving.scoring.runner import score
+
         summary = score(opts)
     except USER_ERRORS as err:
         print(f"score.py: {err}", file=sys.stderr)

@@ -10,12 +10,13 @@ from serving.scoring.sharding import ShardingError, resolve_shard
 from serving.scoring.summary import PlanMismatch
 from serving.scoring.writer import FORMATS
 from trainers.config_check import ConfigError, check_top_level
+from trainers.slurm import SubmitError
 
 SCORE_SCHEMA: dict[str, tuple[type, ...]] = {
     "model": (str,), "input": (str,), "output": (str,), "format": (str,), "columns": (),
     "top_k": (int,), "batch_size": (int,), "num_workers": (int,), "device": (str,), "torch_threads": (int, type(None)), "chunk_size": (int,),
     "num_shards": (int, type(None)), "shard_index": (int, type(None)), "progress": (bool,),
-    "launcher": (str,), "slurm": (),
+    "name": (str,), "launcher": (), "slurm": (),
 }
 
 
@@ -24,7 +25,7 @@ class ScoringConfigError(ValueError):
 
 
 # every error a user can fix by changing the command line or the input: printed without a traceback
-USER_ERRORS = (ScoringConfigError, ConfigError, InputError, ModelLoadError, ShardingError, PlanMismatch)
+USER_ERRORS = (ScoringConfigError, ConfigError, InputError, ModelLoadError, ShardingError, PlanMismatch, SubmitError)
 
 
 def options_from_config(cfg: DictConfig) -> ScoreOptions:
