@@ -10,6 +10,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from serving.client import ServingError, TorchServeClient
 from serving.server_config import ModelSettings
@@ -91,12 +92,29 @@ def worker_states(client: TorchServeClient, name: str, version: str) -> list[str
     return [w.get("status", "") for entry in described for w in entry.get("workers", [])]
 
 
-def wait_ready(client: TorchServeClient, name: str, version: str, deadline: float, alive: callable) -> None:
+# TorchServe retries a failing load forever with a growing back-off (one retry in ~25 s here); a corrupt
+# archive or a handler bug will not heal, so the first failure ends the wait with the log tail
+MAX_LOAD_FAILURES = 1
+
+
+def load_failures(instance_dir: Path, name: str, version: str) -> int:
+    """How often a worker of name/version failed to load the model, from the frontend log."""
+    log = Path(instance_dir) / "logs" / "ts_log.log"
+    if not log.is_file():
+        return 0
+    marker = f"-{name}_{version}-stdout MODEL_LOG - Failed to load model"
+    return log.read_text(errors="replace").count(marker)
+
+
+def wait_ready(client: TorchServeClient, name: str, version: str, deadline: float, alive: Callable[[], bool]) -> None:
     """Poll the management API until a worker of name/version is READY (`/ping` says Healthy too early)."""
     states: list[str] = []
     while time.monotonic() < deadline:
         if not alive():
             raise ServingError(f"TorchServe exited while {name} {version} was loading")
+        if load_failures(client.instance_dir, name, version) >= MAX_LOAD_FAILURES:
+            raise ServingError(f"{name} {version}: the worker failed to load the model "
+                               "(see model_log.log below); fix or re-export the archive")
         states = worker_states(client, name, version)
         if "READY" in states:
             return
@@ -105,7 +123,7 @@ def wait_ready(client: TorchServeClient, name: str, version: str, deadline: floa
 
 
 def register_archive(client: TorchServeClient, mar: Path, settings: ModelSettings, deadline: float,
-                     alive: callable, name: str | None = None, version: str | None = None) -> ArchiveInfo:
+                     alive: Callable[[], bool], name: str | None = None, version: str | None = None) -> ArchiveInfo:
     """Copy into the store, register with the batch settings, and wait until a worker is READY."""
     info, url = add_to_store(mar, client_store(client), name, version)
     registered = {(m["modelName"]) for m in client.list_models()}

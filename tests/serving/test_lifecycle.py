@@ -72,12 +72,12 @@ def test_a_model_that_cannot_load_fails_start_with_the_log_tail(tmp_path):
     with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
         for item in src.infolist():  # same archive, but model.pt is garbage
             dst.writestr(item, b"not a torchscript file" if item.filename == "model.pt" else src.read(item))
-    instance = make_instance(tmp_path / "serve", "bad", ["server.start_timeout=25"])
+    instance = make_instance(tmp_path / "serve", "bad", ["server.start_timeout=120"])
     try:
         with pytest.raises(ServingError) as err:
             instance.start([bad])
         message = str(err.value)
-        assert "did not become ready" in message and "no worker READY" in message
+        assert "did not become ready" in message and "failed to load the model" in message
         assert "model_log.log" in message  # the tail of the worker's log comes with the error
         assert instance.pid() is None  # and nothing is left running
     finally:
