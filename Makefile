@@ -13,7 +13,7 @@ export TRANSFORMERS_OFFLINE := 1
 env:  ## build (once, cached outside the clone) and link .venv
 	@bash scripts/venv.sh
 
-demo: env  ## train digits_cnn on bundled data, print its test metrics and run directory
+demo: env  ## train digits_cnn → export (parity) → .mar v1.0 → TorchServe (token auth) → predict bundled PNG digits → stop
 	$(PY) scripts/demo.py
 
 services: env  ## install and start what the tests need (Slurm cluster, nginx, prometheus tools, Java check)
