@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,10 +103,11 @@ def prometheus_text(result: DriftResult, model: str) -> str:
          drifted_count),
         ("shipyard_drift_confidence_drop", "gauge", "Reference minus current mean top-1 confidence",
          result.confidence_drop or 0.0),
+        ("shipyard_drift_last_run_timestamp_seconds", "gauge", "Unix time of the last drift check", time.time()),
     ]
     out = []
     for name, kind, help_text, value in rows:
-        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name}{{{label}}} {float(value):.6g}"]
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}", f"{name}{{{label}}} {float(value):.10g}"]
     return "\n".join(out) + "\n"
 
 

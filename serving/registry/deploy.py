@@ -25,6 +25,7 @@ class RegistryCLIConfig:
     gateway_instance: str = "default"
 
     def __post_init__(self) -> None:
+        self.switch_serving = str(self.switch_serving).lower()  # Hydra reads a bare false as a bool
         if self.switch_serving not in ("auto", "true", "false"):
             raise ValueError(f"switch_serving={self.switch_serving!r}: use auto, true or false")
 

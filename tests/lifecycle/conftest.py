@@ -1,4 +1,34 @@
-"""Lifecycle tests reuse the serving fixtures: one tiny trained + exported run per input kind."""
+"""Lifecycle fixtures: the serving fixtures' tiny exported runs, plus a second version of the digits model."""
 from __future__ import annotations
 
-from tests.serving.conftest import exported_digits, exported_text  # noqa: F401 (fixtures)
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_entry
+from tests.serving.conftest import ExportedRun, exported_digits, exported_text  # noqa: F401 (fixtures)
+
+
+@pytest.fixture(scope="session")
+def digits_v2(exported_digits: ExportedRun, tmp_path_factory: pytest.TempPathFactory) -> ExportedRun:  # noqa: F811
+    """The same trained run exported again as version 2.0 (a second immutable registry/serving version)."""
+    dest = tmp_path_factory.mktemp("digits_v2") / "digits_cnn" / "v2run"
+    shutil.copytree(exported_digits.run_dir, dest, ignore=shutil.ignore_patterns("export", "monitoring"))
+    run_entry("export.py", f"run_dir={dest}", "version=2.0", "parity.batches=1", "targets=[torchscript]")
+    report = json.loads((dest / "export" / "export.json").read_text())
+    return ExportedRun(run_dir=dest, export_dir=dest / "export", model_pt=dest / "export" / "model.pt",
+                       mar=dest / "export" / report["archive"]["path"], name=report["model_name"], version="2.0",
+                       kind=report["kind"])
+
+
+def grep_tree(root: Path, secrets: dict[str, str], allowed: set[Path]) -> list[str]:
+    """Files under root (other than `allowed`) that contain any secret value: '<file>: <secret name>'."""
+    hits = []
+    for path in root.rglob("*"):
+        if not path.is_file() or path in allowed:
+            continue
+        data = path.read_bytes()
+        hits += [f"{path}: {name}" for name, value in secrets.items() if value.encode() in data]
+    return hits

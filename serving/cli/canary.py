@@ -1,0 +1,25 @@
+"""`canary report`: champion vs candidate over the same window → promote (0) / rollback (3) / wait (4)."""
+from __future__ import annotations
+
+import argparse
+
+from serving.client import ServingError
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Register `canary`."""
+    p = subparsers.add_parser("canary", help="canary report model=NAME [key=value ...] (conf/canary.yaml): "
+                                             "exit 0 promote, 3 roll back, 4 not enough data")
+    p.add_argument("action", choices=["report"])
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of conf/canary.yaml")
+    p.set_defaults(func=run_canary)
+
+
+def run_canary(args: argparse.Namespace) -> int:
+    """Run the comparison; user errors become one-line messages."""
+    from serving.canary.report import main
+
+    try:
+        return main(list(args.overrides))
+    except (ValueError, FileNotFoundError) as err:
+        raise ServingError(str(err)) from err
