@@ -73,8 +73,6 @@ def read_records(path: str | Path, model_kind: str, columns: Columns = Columns()
     if table.kind == "path" and model_kind != "image":
         raise InputError(f"input={path} lists files, but the model is a {model_kind} model: give a table "
                          f"with a {columns.text!r} column (or set columns.text=NAME)")
-    if table.kind == "text" and model_kind != "text":
-        raise InputError(f"input={path} holds texts, but the model is an {model_kind} model")
     _check_unique(table)
     return table
 
