@@ -24,6 +24,8 @@ install() {
 up() {
   install
   java -version >/dev/null 2>&1 || { echo "services: java not found (TorchServe needs Java 17)" >&2; return 1; }
+  # a second `up` must not wipe the state (and pid files) of daemons still running: stop them first
+  SLURM_CI_DIR=/tmp/shipyard-slurm bash scripts/slurm_cluster.sh down >/dev/null
   SLURM_CI_NODES=2 SLURM_CI_ACCT=1 SLURM_CI_DIR=/tmp/shipyard-slurm bash scripts/slurm_cluster.sh up
 }
 
