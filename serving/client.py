@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 
+AUTH_FAILED = "Token Authorization failed"  # TorchServe's answer to a missing, wrong or expired key
 INSTANCE_FILE = "instance.json"  # ports and pid of the running server (no secrets)
 KEY_FILE = "key_file.json"       # written by TorchServe into its working directory (the instance folder)
 
@@ -82,12 +83,31 @@ class TorchServeClient:
 
     def request(self, api: str, method: str, path: str, *, headers: dict[str, str] | None = None,
                 timeout: float | None = None, **kwargs: Any) -> requests.Response:
-        """One HTTP call with the api's token; connection errors become ServingError."""
+        """One HTTP call with the api's token (renewed once if it expired); connection errors become ServingError."""
+        def send() -> requests.Response:
+            try:
+                return self.session.request(method, self.url(api, path), headers=self._headers(api, headers),
+                                            timeout=timeout or self.timeout, **kwargs)
+            except requests.RequestException as err:
+                raise ServingError(f"{method} {self.url(api, path)} failed: {err}") from err
+
+        resp = send()
+        if api in ("inference", "management") and resp.status_code in (400, 401) and AUTH_FAILED in resp.text:
+            # the key came from the server's own key file, so it expired (token_expiration_min): renew, retry once
+            self.renew_key(api)
+            resp = send()
+        return resp
+
+    def renew_key(self, api: str) -> None:
+        """Ask TorchServe for a new inference/management key (it rewrites key_file.json); uses the API key."""
+        url = self.url("management", f"token?type={api}")
         try:
-            return self.session.request(method, self.url(api, path), headers=self._headers(api, headers),
-                                        timeout=timeout or self.timeout, **kwargs)
+            resp = self.session.post(url, headers={"Authorization": f"Bearer {read_keys(self.instance_dir)['api']}"},
+                                     timeout=self.timeout)
         except requests.RequestException as err:
-            raise ServingError(f"{method} {self.url(api, path)} failed: {err}") from err
+            raise ServingError(f"renewing the {api} key failed: {err}") from err
+        if resp.status_code != 200:
+            raise ServingError(f"renewing the {api} key failed: HTTP {resp.status_code} {_message(resp)}")
 
     def management(self, method: str, path: str, **kwargs: Any) -> Any:
         """A management call that must succeed; returns its JSON."""

@@ -150,3 +150,17 @@ def test_config_restricts_urls_and_keeps_secrets_out_of_files_and_output(server,
         assert not any(secret in out for out in outputs)
         leaked = [p for p in files if secret.encode() in p.read_bytes()]
         assert not leaked, f"a TorchServe key appears in {leaked}"
+
+
+def test_renewed_keys_replace_the_old_ones(server, exported_digits):
+    # TorchServe's keys expire (server.token_expiration_min); the client renews through the token API
+    client = server.client()
+    old = read_keys(server.dir)
+    client.renew_key("inference")
+    new = read_keys(server.dir)
+    assert new["inference"] != old["inference"] and new["management"] == old["management"]
+    url = client.url("inference", f"predictions/{exported_digits.name}")
+    stale = requests.post(url, data=SAMPLES[0].read_bytes(), headers={"Authorization": f"Bearer {old['inference']}"},
+                          timeout=10)
+    assert stale.status_code in (400, 401) and "Token Authorization failed" in stale.text
+    assert client.predict(exported_digits.name, SAMPLES[0].read_bytes()).status_code == 200
