@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 from serving.cli.common import add_overrides, print_json, serve_config
-from serving.client import ServingError
 from serving.server import TorchServeInstance
 
 
@@ -65,6 +64,3 @@ def run_status(args: argparse.Namespace) -> int:
     state = describe_instance(TorchServeInstance(serve_config(args)))
     print_json(state)
     return 0 if state["running"] else 3
-
-
-__all__ = ["add_commands", "describe_instance", "ServingError"]
