@@ -37,7 +37,7 @@ def main(cfg: DictConfig) -> None:
             tolerance=Tolerance(float(cfg.parity.max_abs_diff), float(cfg.parity.min_argmax_agreement)),
             wanted=list(cfg.targets), build_archive=bool(cfg.package),
         )
-    except (ExportError, ParityError, FileNotFoundError) as err:
+    except (ExportError, ParityError, FileNotFoundError, ValueError) as err:
         print(f"export.py: {err}", file=sys.stderr)
         raise SystemExit(1) from None
     for target, info in report["targets"].items():

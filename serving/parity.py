@@ -14,6 +14,12 @@ class Tolerance:
     max_abs_diff: float = 1e-4     # on logits
     min_argmax_agreement: float = 1.0
 
+    def __post_init__(self) -> None:
+        if not self.max_abs_diff >= 0:
+            raise ValueError(f"parity.max_abs_diff must be >= 0, got {self.max_abs_diff}")
+        if not 0 <= self.min_argmax_agreement <= 1:
+            raise ValueError(f"parity.min_argmax_agreement must be in [0, 1], got {self.min_argmax_agreement}")
+
 
 @dataclass
 class ParityResult:

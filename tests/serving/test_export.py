@@ -10,13 +10,15 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from serving.package import validate_version
+from serving import targets
+from serving.export import export_run
+from serving.package import HANDLERS_DIR, HELPER_FILES, validate_version
+from serving.parity import ParityError
 from serving.run_loading import ExportError, build_net, resolve_checkpoint, validation_batches
 from tests.conftest import run_entry
 from tests.serving.conftest import copy_run
 from tests.serving.isolation import BLOCKED_SERVING_HOST, run_isolated
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _sha(path: Path) -> str:
@@ -85,11 +87,14 @@ def test_archive_contents(exported_digits, exported_text):
         with zipfile.ZipFile(exported.mar) as mar:
             names = set(mar.namelist())
             manifest = json.loads(mar.read("MAR-INF/MANIFEST.json"))
-            assert mar.read("preprocessing.py") == (REPO / "datamodules" / "preprocessing.py").read_bytes()
+            for helper in HELPER_FILES:  # shipped flat beside the handler, byte-identical to the repository's
+                assert mar.read(helper.name) == helper.read_bytes(), helper
+            assert mar.read(handler) == (HANDLERS_DIR / handler).read_bytes()
             assert mar.read("model.pt") == exported.model_pt.read_bytes()
             assert json.loads(mar.read("metadata.json"))["version"] == "1.0"
-        base = {handler, "model.pt", "classifier_base.py", "classifier_io.py", "preprocessing.py",
-                "preprocess.json", "index_to_name.json", "metadata.json", "MODEL_CARD.md", "MAR-INF/MANIFEST.json"}
+        base = {handler, "model.pt", "preprocess.json", "index_to_name.json", "metadata.json", "MODEL_CARD.md",
+                "MAR-INF/MANIFEST.json"} | {h.name for h in HELPER_FILES}
+        assert {"classifier_base.py", "classifier_io.py", "preprocessing.py"} <= base
         tokenizer = {n for n in names if n.startswith("tokenizer/")}
         assert names - tokenizer == base
         assert ("tokenizer/tokenizer.json" in tokenizer) == (exported.kind == "text")
@@ -158,22 +163,40 @@ def test_cli_refuses_bad_version_and_never_overwrites_an_archive(exported_digits
     run_entry("export.py", f"run_dir={run_dir}", "version=1.10", "parity.batches=1", "targets=[torchscript]")
     mar = run_dir / "export" / "archives" / "1.10" / "digits_cnn.mar"
     before = _sha(mar)
-    proc = run_entry("export.py", f"run_dir={run_dir}", "version=1.10", "parity.batches=1", check=False)
-    assert proc.returncode == 1 and "already exists" in proc.stderr and "overwrite=true" in proc.stderr
+    with pytest.raises(ExportError, match="already exists.*overwrite=true"):
+        export_run(run_dir, version="1.10", parity_batches=1)
     assert _sha(mar) == before
-    run_entry("export.py", f"run_dir={run_dir}", "version=1.10", "parity.batches=1", "targets=[torchscript]",
-              "overwrite=true", "checkpoint=last")
-    assert json.loads((run_dir / "export" / "export.json").read_text())["checkpoint"].endswith("last.ckpt")
+    report = export_run(run_dir, version="1.10", checkpoint="last", overwrite=True, parity_batches=1,
+                        wanted=["torchscript"])
+    assert report["checkpoint"].endswith("last.ckpt") and report["files"]["archives/1.10/digits_cnn.mar"]
     assert sorted(p.name for p in (run_dir / "export" / "archives").iterdir()) == ["1.10"]
 
 
 def test_missing_or_truncated_checkpoint_is_a_clear_error(exported_digits, tmp_path):
     run_dir = copy_run(exported_digits.run_dir, tmp_path)
     with pytest.raises(ExportError, match="does not exist"):
-        resolve_checkpoint(run_dir, str(tmp_path / "nope.ckpt"))
+        export_run(run_dir, checkpoint=str(tmp_path / "nope.ckpt"))
     last = run_dir / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])
-    proc = run_entry("export.py", f"run_dir={run_dir}", "checkpoint=last", check=False)
-    assert proc.returncode == 1 and "not a complete checkpoint" in proc.stderr
-    proc = run_entry("export.py", f"run_dir={tmp_path / 'missing'}", check=False)
-    assert proc.returncode == 1 and "is not a directory" in proc.stderr
+    with pytest.raises(ExportError, match="not a complete checkpoint"):
+        export_run(run_dir, checkpoint="last")
+    with pytest.raises(ExportError, match="is not a directory"):
+        export_run(tmp_path / "missing")
+    assert not (run_dir / "export").exists()
+
+
+def test_parity_failure_is_loud_and_publishes_nothing(exported_digits, tmp_path, monkeypatch):
+    run_dir = copy_run(exported_digits.run_dir, tmp_path)
+    real = targets.loader
+
+    def drifting_loader(target):  # an export that computes something else than the trained net
+        load = real(target)
+        return lambda path: (lambda *args: load(path)(*args) + 0.01 * torch.arange(10.0))
+
+    monkeypatch.setattr(targets, "loader", drifting_loader)
+    with pytest.raises(ParityError, match="parity check FAILED for torchscript.*max_abs_diff"):
+        export_run(run_dir, parity_batches=1)
+    report = json.loads((run_dir / "export" / "export.json").read_text())
+    assert report["status"] == "failed" and report["files"] == {}
+    assert report["targets"]["torchscript"]["parity"]["max_abs_diff"] == pytest.approx(0.09, abs=1e-3)
+    assert sorted(p.name for p in (run_dir / "export").iterdir()) == ["export.json"]  # no model, no archive
