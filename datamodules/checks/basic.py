@@ -72,21 +72,20 @@ def _groups(items: DataItems) -> dict[str, list[int]]:
 
 
 def leakage(items: DataItems, cfg: DataChecksConfig) -> Result:
-    """val/test items whose content also appears in train (the same item in two splits)."""
-    train_keys = {items.keys[i]: i for i in items.indices("train")}
+    """The same content in two splits: train-val, train-test and val-test pairs."""
     leaks: dict[str, list[list[str]]] = {}
     failures = []
-    for split in ("val", "test"):
-        pairs = [[items.ids[train_keys[items.keys[i]]], items.ids[i]] for i in items.indices(split)
-                 if items.keys[i] in train_keys]
-        leaks[split] = pairs
-        n = len(items.indices(split))
+    for first, second in (("train", "val"), ("train", "test"), ("val", "test")):
+        seen = {items.keys[i]: i for i in items.indices(first)}
+        pairs = [[items.ids[seen[items.keys[i]]], items.ids[i]] for i in items.indices(second) if items.keys[i] in seen]
+        leaks[f"{first}-{second}"] = pairs
+        n = len(items.indices(second))
         failures += _threshold(len(pairs) / max(n, 1), cfg.max_leaked_fraction, "leakage",
-                               f"{split} split: {len(pairs)} of {n} items also in train, e.g. "
+                               f"{second} split: {len(pairs)} of {n} items also in {first}, e.g. "
                                + "; ".join(f"{a} == {b}" for a, b in pairs[:3]))
     count = sum(len(v) for v in leaks.values())
     return {"status": "fail" if failures else ("warn" if count else "ok"),
-            "summary": f"{count} val/test items also in train ({', '.join(f'{k} {len(v)}' for k, v in leaks.items())})",
+            "summary": f"{count} items in two splits (" + ", ".join(f"{k} {len(v)}" for k, v in leaks.items()) + ")",
             "pairs": {k: v[: cfg.max_examples] for k, v in leaks.items()},
             "counts": {k: len(v) for k, v in leaks.items()}, "failures": failures}
 

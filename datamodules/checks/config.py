@@ -13,7 +13,7 @@ class DataChecksConfig:
     max_missing_fraction: Optional[float] = 0.05   # per column (text) / unreadable files (images)
     max_duplicate_fraction: Optional[float] = 0.05  # extra exact copies / items, per split
     max_near_duplicate_fraction: Optional[float] = None  # items with a near twin / items (report only)
-    max_leaked_fraction: Optional[float] = 0.0     # val+test items whose content is also in train
+    max_leaked_fraction: Optional[float] = 0.0     # val (test) items whose content is also in train (train or val)
     max_class_imbalance: Optional[float] = 20.0    # largest / smallest class count in train
     max_pii_fraction: Optional[float] = None       # texts containing PII / texts (report only by default)
     near_duplicate_similarity: float = 0.9         # text: cosine of char 3-5-gram TF-IDF vectors

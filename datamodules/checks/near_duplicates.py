@@ -10,21 +10,22 @@ from datamodules.checks.config import DataChecksConfig
 from datamodules.checks.items import DataItems, normalise_text
 
 
-def difference_hash(image: Image.Image, size: int = 8) -> int:
-    """dHash: grayscale, resize to (size+1) x size, one bit per horizontal gradient sign (64 bits)."""
+def difference_hash(image: Image.Image, size: int = 8) -> np.ndarray:
+    """dHash bits: grayscale, resize to (size+1) x size, one bit per horizontal gradient sign (64 bits)."""
     small = np.asarray(image.convert("L").resize((size + 1, size), Image.Resampling.BILINEAR), dtype=np.int16)
-    bits = (small[:, 1:] > small[:, :-1]).flatten()
-    return int("".join("1" if b else "0" for b in bits), 2)
+    return (small[:, 1:] > small[:, :-1]).flatten()
 
 
 def _image_pairs(items: DataItems, chosen: list[int], max_distance: int) -> list[tuple[int, int, float]]:
-    hashes = np.array([difference_hash(items.load(i)) for i in chosen], dtype=np.uint64)
+    bits = np.stack([difference_hash(items.load(i)) for i in chosen]).astype(np.int32)
     pairs = []
-    for a in range(len(chosen)):
-        distance = np.array([bin(int(x)).count("1") for x in (hashes[a + 1:] ^ hashes[a])])
-        for b in np.nonzero(distance <= max_distance)[0]:
-            if items.keys[chosen[a]] != items.keys[chosen[a + 1 + b]]:  # exact copies are the other check's
-                pairs.append((chosen[a], chosen[a + 1 + b], float(distance[b])))
+    for start in range(0, len(chosen), 1024):  # Hamming distances block by block: n x n would not fit for big n
+        block = bits[start:start + 1024]
+        distance = block @ (1 - bits).T + (1 - block) @ bits.T
+        for a, b in zip(*np.nonzero(distance <= max_distance)):
+            a_item, b_item = chosen[start + a], chosen[b]
+            if start + a < b and items.keys[a_item] != items.keys[b_item]:  # exact copies are the other check's
+                pairs.append((a_item, b_item, float(distance[a, b])))
     return pairs
 
 

@@ -72,8 +72,8 @@ def _markdown(report: dict[str, Any], figures: list[str]) -> str:
                                                          for e in pii["examples"]]
     leaks = report["checks"].get("leakage", {}).get("pairs", {})
     if any(leaks.values()):
-        lines += ["", "## Leaked items (train == val/test)", ""]
-        lines += [f"- {split}: `{a}` == `{b}`" for split, pairs in leaks.items() for a, b in pairs]
+        lines += ["", "## Items in two splits", ""]
+        lines += [f"- {splits}: `{a}` == `{b}`" for splits, pairs in leaks.items() for a, b in pairs]
     lines += ["", *[f"![{f}]({f})" for f in figures]]
     return "\n".join(lines) + "\n"
 
