@@ -65,6 +65,10 @@ class Preemption(Callback):
         self.requeue = requeue
         self.received: int = 0  # signal number, 0 = none
         self._previous: dict[signal.Signals, Any] = {}
+        if "SLURM_JOB_ID" in os.environ:
+            # in a job, from now on: a warning that lands during data setup must not kill the task
+            # (outside jobs only from fit's setup: building callbacks in-process has no side effects)
+            self._install()
 
     # ------------------------------------------------------------------ signal handling
     def _on_signal(self, signum: int, frame: Any) -> None:
