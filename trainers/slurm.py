@@ -72,8 +72,8 @@ class SlurmResources:
         """nodes ← trainer.num_nodes, ntasks_per_node ← gpus_per_node or trainer.devices, when left null."""
         trainer = trainer or {}
         gpus = slurm.get("gpus_per_node")
-        tasks = slurm.get("ntasks_per_node") or gpus or trainer.get("devices", 1)
-        nodes = slurm.get("nodes") or trainer.get("num_nodes", 1)
+        tasks = next(v for v in (slurm.get("ntasks_per_node"), gpus, trainer.get("devices"), 1) if v is not None)
+        nodes = next(v for v in (slurm.get("nodes"), trainer.get("num_nodes"), 1) if v is not None)
         for key, value in (("nodes", nodes), ("ntasks_per_node", tasks)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"slurm.{key} must be a positive integer, got {value!r} (trainer.devices/num_nodes "

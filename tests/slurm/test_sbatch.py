@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import subprocess
 
@@ -10,11 +11,11 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.conftest import run_entry
+from tests.conftest import compose_train
 from tests.slurm.conftest import TINY_DDP, submit_train, wait_for_job
-
-pytestmark = [pytest.mark.slurm, pytest.mark.slow]
-
+from trainers.config_check import ConfigError
+from trainers.slurm import SlurmResources, parse_time
+from trainers.slurm_launch import submit_training
 
 @pytest.fixture(scope="module")
 def ddp_job(slurm_root):
@@ -27,6 +28,8 @@ def ddp_job(slurm_root):
     return job_id, run_dir, state
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_two_node_ddp_job_trains_to_completion(ddp_job):
     job_id, run_dir, (state, exit_code) = ddp_job
     log = (run_dir / f"slurm-{job_id}.out").read_text()
@@ -56,6 +59,8 @@ def test_two_node_ddp_job_trains_to_completion(ddp_job):
         net.load_state_dict({k.removeprefix("net."): v for k, v in state_dict.items() if k.startswith("net.")})
 
 
+@pytest.mark.slurm
+@pytest.mark.slow
 def test_misconfigured_job_fails_fast_with_the_message(ddp_job, slurm_root):
     """The same script with --ntasks-per-node=2 (2 tasks per node, trainer.devices=1): refused before training."""
     job_id, run_dir, _ = ddp_job
@@ -72,24 +77,26 @@ def test_misconfigured_job_fails_fast_with_the_message(ddp_job, slurm_root):
     assert len(json.loads((run_dir / "run.json").read_text())["attempts"]) == 1
 
 
-def test_dry_run_prints_the_script_and_submits_nothing(tmp_path):
-    proc = run_entry("train.py", "+experiment=digits_cnn", "launcher=slurm", "slurm.dry_run=true",
-                     f"paths.output_root={tmp_path}", "run_id=dry", "slurm.nodes=2", "slurm.gpus_per_node=4",
-                     "slurm.cpus_per_task=8", "slurm.mem=64G", "slurm.time=02:00:00", "slurm.partition=gpu",
-                     "slurm.account=proj", "slurm.qos=high", "slurm.signal_seconds=300", "slurm.device_kind=h100",
-                     "slurm.sbatch_extra=[--exclusive]")
-    text = proc.stdout
+def test_dry_run_prints_the_script_and_submits_nothing(tmp_path, capsys):
+    """In-process (no cluster needed): the same code path as `train.py ... launcher=slurm slurm.dry_run=true`."""
+    cfg = compose_train(["+experiment=digits_cnn", "launcher=slurm", "slurm.dry_run=true", "run_id=dry",
+                         "slurm.nodes=2", "slurm.gpus_per_node=4", "slurm.cpus_per_task=8", "slurm.mem=64G",
+                         "slurm.time=02:00:00", "slurm.partition=gpu", "slurm.account=proj", "slurm.qos=high",
+                         "slurm.signal_seconds=300", "slurm.device_kind=h100",
+                         "slurm.sbatch_extra=[--exclusive]"], tmp_path)
+    assert submit_training(cfg) is None
+    text = capsys.readouterr().out
     for line in ("#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=4", "#SBATCH --gpus-per-node=4",
                  "#SBATCH --cpus-per-task=8", "#SBATCH --mem=64G", "#SBATCH --time=02:00:00",
                  "#SBATCH --partition=gpu", "#SBATCH --account=proj", "#SBATCH --qos=high",
                  "#SBATCH --signal=B:USR1@300", "#SBATCH --requeue", "#SBATCH --open-mode=append",
-                 "#SBATCH --exclusive", f"#SBATCH --output={tmp_path}/digits_cnn/dry/slurm-%j.out",
+                 "#SBATCH --exclusive", f"#SBATCH --output={tmp_path.resolve()}/digits_cnn/dry/slurm-%j.out",
                  'scontrol show hostnames "$SLURM_JOB_NODELIST"'):
         assert line in text, line
     (srun,) = [line for line in text.splitlines() if line.startswith("srun ")]
-    assert "train.py +experiment=digits_cnn" in srun and "run_id=dry resume=auto" in srun
-    assert "trainer.num_nodes=2 trainer.devices=4" in srun
     tokens = shlex.split(srun)
+    assert tokens[tokens.index("train.py") + 1] == "+experiment=digits_cnn"
+    assert {"run_id=dry", "resume=auto", "trainer.num_nodes=2", "trainer.devices=4"} <= set(tokens)
     assert not [t for t in tokens if t.startswith(("launcher=", "slurm.dry_run="))], tokens
     assert "16.000 device-hours of h100" in text and "40.00 USD" in text
     assert "not submitted" in text
@@ -97,8 +104,17 @@ def test_dry_run_prints_the_script_and_submits_nothing(tmp_path):
     assert not (tmp_path / "digits_cnn" / "dry" / "submission.json").exists()
 
 
-def test_bad_slurm_settings_fail_before_submitting(tmp_path):
-    proc = run_entry("train.py", "+experiment=digits_cnn", "launcher=slurm", f"paths.output_root={tmp_path}",
-                     "slurm.time=00:01:00", "slurm.signal_seconds=120", check=False)
-    assert proc.returncode == 2 and "slurm.signal_seconds=120 must be below slurm.time=00:01:00" in proc.stderr
-    assert "Submitted batch job" not in proc.stdout
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"time": "00:01:00", "signal_seconds": 120}, "slurm.signal_seconds=120 must be below slurm.time=00:01:00"),
+    ({"time": "one hour"}, "slurm.time='one hour' is not a Slurm time"),
+    ({"gpus_per_node": 4, "ntasks_per_node": 2}, "Lightning runs one task per GPU"),
+    ({"nodes": 0}, "slurm.nodes must be a positive integer"),
+])
+def test_bad_slurm_settings_are_clear_errors(settings, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        SlurmResources.from_config(settings, {"devices": 1, "num_nodes": 1})
+
+
+def test_slurm_times_parse():
+    assert [parse_time(t) for t in ("90", "10:00", "01:30:00", "2-00", "1-02:03:04")] == [
+        5400, 600, 5400, 172800, 93784]
