@@ -66,6 +66,8 @@ def request_body(request: Any) -> Any:
     for key in BODY_KEYS:
         if key in request and request[key] is not None:
             return request[key]
+    if len(request) == 1:  # a multipart upload under another field name
+        return next(iter(request.values()))
     raise BadInputError("empty request: no body (send the input as the request body)", code="empty_input")
 
 
@@ -146,13 +148,13 @@ def decode_text_request(request: Any, spec: PreprocessSpec) -> Decoded:
     """One text request (JSON {"text": ...} or a plain-text body) → Decoded cleaned string."""
     body = request_body(request)
     top_k = None
+    # TorchServe hands text/* bodies over as str (plain text, whatever they start with) and JSON bodies
+    # as parsed objects; bytes are JSON it could not parse, non-UTF-8 text, or other content types
     if isinstance(body, (bytes, bytearray)):
         if _looks_like_json(body):
             body = parse_json(body)
         else:
             body = pp.clean_text(bytes(body), spec)  # names non-UTF-8 / empty / oversized bodies
-    elif isinstance(body, str) and body.lstrip()[:1] == "{":
-        body = parse_json(body)
     if not isinstance(body, str):
         field, top_k = _json_object(body, TEXT_JSON_KEYS, spec)
         body = field

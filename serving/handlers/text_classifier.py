@@ -29,6 +29,8 @@ class TextClassifierHandler(ClassifierHandler):
 
     def load_extras(self, model_dir: str) -> None:
         """Load the tokenizer shipped with the model."""
+        if not self.spec.tokenizer_dir:
+            raise ValueError(f"{model_dir}/preprocess.json has no tokenizer_dir: re-export the run with export.py")
         self.tokenizer = io.pp.load_tokenizer(self.spec.tokenizer_dir)
 
     def decode(self, request: Any) -> io.Decoded:

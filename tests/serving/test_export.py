@@ -103,35 +103,36 @@ def test_archive_contents(exported_digits, exported_text):
         assert manifest["model"]["handler"] == handler and manifest["model"]["serializedFile"] == "model.pt"
 
 
-@pytest.mark.parametrize("fixture", ["exported_digits", "exported_text"])
-def test_model_pt_predicts_the_same_without_lightning_or_project_code(fixture, request, tmp_path):
-    exported = request.getfixturevalue(fixture)
-    net, inputs = _eager_and_inputs(exported.run_dir, exported.kind)
-    torch.save(inputs, tmp_path / "inputs.pt")
+def test_model_pt_predicts_the_same_without_lightning_or_project_code(exported_digits, exported_text, tmp_path):
+    runs, eager = [], []
+    for exported in (exported_digits, exported_text):
+        net, inputs = _eager_and_inputs(exported.run_dir, exported.kind)
+        torch.save(inputs, tmp_path / f"{exported.kind}.pt")
+        runs.append((str(exported.model_pt), exported.kind, str(tmp_path / f"{exported.kind}.pt")))
+        with torch.no_grad():
+            eager.append(net(*inputs))
     code = f"""
-import json, torch
+import json, sys, torch
 for name in {BLOCKED_SERVING_HOST!r}:
     try:
         __import__(name)
     except ImportError:
         continue
     raise SystemExit(f"{{name}} is importable: the isolation is broken")
-extra = {{"preprocess.json": ""}}
-model = torch.jit.load({str(exported.model_pt)!r}, map_location="cpu", _extra_files=extra).eval()
-assert json.loads(extra["preprocess.json"])["kind"] == {exported.kind!r}
-inputs = torch.load({str(tmp_path / 'inputs.pt')!r})
-with torch.no_grad():
-    torch.save(model(*inputs), {str(tmp_path / 'out.pt')!r})
-import sys
+for model_pt, kind, inputs_pt in {runs!r}:
+    extra = {{"preprocess.json": ""}}
+    model = torch.jit.load(model_pt, map_location="cpu", _extra_files=extra).eval()
+    assert json.loads(extra["preprocess.json"])["kind"] == kind
+    with torch.no_grad():
+        torch.save(model(*torch.load(inputs_pt)), inputs_pt + ".out")
 print("loaded:", sorted(m for m in sys.modules if m.split('.')[0] in {BLOCKED_SERVING_HOST!r}))
 """
     proc = run_isolated(code, blocked=BLOCKED_SERVING_HOST)
     assert "loaded: []" in proc.stdout
-    with torch.no_grad():
-        eager = net(*inputs)
-    isolated = torch.load(tmp_path / "out.pt")
-    assert torch.equal(isolated.argmax(-1), eager.argmax(-1))
-    assert (isolated - eager).abs().max() <= 1e-4
+    for (_, _, inputs_pt), expected in zip(runs, eager):
+        isolated = torch.load(inputs_pt + ".out")
+        assert torch.equal(isolated.argmax(-1), expected.argmax(-1))
+        assert (isolated - expected).abs().max() <= 1e-4
 
 
 def test_traced_text_model_matches_eager_on_unpadded_and_odd_batches(exported_text):

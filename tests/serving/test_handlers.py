@@ -20,7 +20,7 @@ from tests.serving.ts_inprocess import InProcessWorker
 JSON = "application/json"
 TICKETS = ["I was charged twice for my subscription this month", "My parcel has not arrived after two weeks",
            "I cannot log in to my account, password reset fails", "The app crashes when I open settings",
-           "Please update the billing address on my invoice", "Where is my order? Tracking shows nothing",
+           "{urgent} please update the billing address on my invoice", "Where is my order? Tracking shows nothing",
            "How do I change the email on my profile", "Error 500 when uploading a file"]
 
 
