@@ -1,6 +1,8 @@
 """Device-hours and estimated cost: a configurable price table (conf/cost/), per run and before a Slurm submit."""
 from __future__ import annotations
 
+import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -89,6 +91,13 @@ def run_cost(table: PriceTable, devices: int, nodes: int, wall_seconds: float, r
     return table.estimate(devices, nodes, wall_seconds / 3600.0, local_device_kind(root_device)).as_dict()
 
 
+def process_wall_seconds() -> float:
+    """Seconds since this process started: the devices were held for imports and data setup too, not only fit."""
+    import psutil
+
+    return max(0.0, time.time() - psutil.Process(os.getpid()).create_time())
+
+
 def record_attempt_cost(run_json: Path, table: PriceTable, devices: int, nodes: int, wall_seconds: float,
                         root_device: torch.device) -> dict[str, Any]:
     """Rank 0: this attempt's device-hours and cost into run.json (attempts[-1]) and the run's running total."""
@@ -101,8 +110,8 @@ def record_attempt_cost(run_json: Path, table: PriceTable, devices: int, nodes: 
     priced = [a["cost"] for a in attempts if isinstance(a.get("cost"), dict)] or [this]
     costs = [c["cost"] for c in priced]
     info["cost"] = {
-        "device_hours": round(sum(c["device_hours"] for c in priced), 6),
-        "estimated_cost": None if any(c is None for c in costs) else round(sum(costs), 6),
+        "device_hours": sum(c["device_hours"] for c in priced),
+        "estimated_cost": None if any(c is None for c in costs) else sum(costs),
         "currency": table.currency,
         "device_kind": this["device_kind"],
         "devices": devices,

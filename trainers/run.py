@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainers.checkpoint_io import AtomicCheckpointIO
 from trainers.config_check import check_targets, check_top_level
-from trainers.cost import record_attempt_cost
+from trainers.cost import process_wall_seconds, record_attempt_cost
 from trainers.strategy_check import check_strategy
 from trainers.resolvers import REPO_ROOT, RUN_ID_ENV
 from trainers.slurm import check_job_environment, requeue_resume_mode, slurm_attempt_info
@@ -132,7 +132,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     finally:  # a preempted or failed attempt used its device-hours too
         if trainer.is_global_zero and cfg.get("cost") is not None and (run_dir / "run.json").exists():
             record_attempt_cost(run_dir / "run.json", instantiate(cfg.cost), trainer.num_devices, trainer.num_nodes,
-                                time.time() - started, trainer.strategy.root_device)
+                                process_wall_seconds(), trainer.strategy.root_device)
     wall = time.time() - started
 
     summary: dict[str, Any] = {"run_dir": str(run_dir), "metrics": metrics}

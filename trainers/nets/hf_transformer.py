@@ -30,6 +30,9 @@ class HFSequenceClassifier(nn.Module):
             cfg = dict(config)
             model_type = cfg.pop("model_type", "bert")
             self.encoder = AutoModel.from_config(AutoConfig.for_model(model_type, **cfg))
+        if getattr(self.encoder, "pooler", None) is not None:
+            # the [CLS] pooler is unused (masked mean pooling below): unused parameters break DDP and waste memory
+            self.encoder.pooler = None
         hidden = self.encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, num_classes)

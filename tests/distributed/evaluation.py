@@ -1,0 +1,37 @@
+"""Evaluate a run's checkpoint with the plain net in this process (no process group): loss on fixed samples."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from torch import nn
+
+from trainers.consolidate import load_net_state_dict
+from trainers.resolvers import register
+
+register()
+
+
+def plain_net(run_dir: Path, checkpoint: Path | None = None) -> nn.Module:
+    """The run's net rebuilt from its config.yaml, with the checkpoint's consolidated weights (strict), eval mode."""
+    net = instantiate(OmegaConf.load(run_dir / "config.yaml").model.net)
+    if checkpoint is not None:
+        net.load_state_dict(load_net_state_dict(checkpoint), strict=True)
+    return net.eval()
+
+
+def fixed_batch(run_dir: Path, size: int) -> dict[str, torch.Tensor]:
+    """The first `size` test samples in the datamodule's (unshuffled) test order."""
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    datamodule = instantiate(cfg.datamodule, batch_size=size)
+    datamodule.setup("test")
+    return next(iter(datamodule.test_dataloader()))
+
+
+@torch.no_grad()
+def loss_and_logits(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[float, torch.Tensor]:
+    """Mean cross-entropy on the batch (what Classifier logs as test/loss) and the logits."""
+    logits = net(**{k: v for k, v in batch.items() if k != "labels"})
+    return float(nn.functional.cross_entropy(logits, batch["labels"])), logits

@@ -1,0 +1,140 @@
+"""Real multi-process training runs shared by the distributed tests: one run per strategy, started on demand.
+
+Every run is a subprocess (Lightning's DDP launcher re-executes sys.argv: never inside pytest) of the same
+deterministic config: a tiny BERT-style encoder (LayerNorm, no BatchNorm, no dropout) on the bundled support
+tickets, 4 optimizer steps over the same global batches (1 process x 16 samples, or 2 ranks x 8 samples: ranks
+take every 2nd index of one seeded permutation). Equal math, so every strategy must reach the single-process
+result up to float reduction order.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+NAME = "text_transformer"
+STEPS = 4
+GLOBAL_BATCH = 16
+COMMON = [
+    f"+experiment={NAME}", "trainer.accelerator=cpu", "trainer.max_epochs=1", f"trainer.limit_train_batches={STEPS}",
+    "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0",
+    "trainer.enable_model_summary=false", "callbacks.early_stopping=null", "callbacks.progress_bar=null",
+    "callbacks.throughput=null", "callbacks.lr_monitor=null", "datamodule.max_length=32",
+    "evaluate=false", "model.net.dropout=0.0", "+model.net.config.hidden_dropout_prob=0.0",
+    "+model.net.config.attention_probs_dropout_prob=0.0", "model.net.config.intermediate_size=256",
+]
+# strategy name → (extra overrides, processes)
+RUNS: dict[str, tuple[list[str], int]] = {
+    "single": (["strategy=single", f"datamodule.batch_size={GLOBAL_BATCH}"], 1),
+    "ddp": (["strategy=ddp", "trainer.devices=2", f"datamodule.batch_size={GLOBAL_BATCH // 2}"], 2),
+    "fsdp": (["strategy=fsdp", "trainer.devices=2", f"datamodule.batch_size={GLOBAL_BATCH // 2}"], 2),
+    "deepspeed_stage_1": (["strategy=deepspeed_stage_1", "trainer.devices=2", f"datamodule.batch_size={GLOBAL_BATCH // 2}"], 2),
+    "deepspeed_stage_2": (["strategy=deepspeed_stage_2", "trainer.devices=2", f"datamodule.batch_size={GLOBAL_BATCH // 2}"], 2),
+    "deepspeed_stage_3": (["strategy=deepspeed_stage_3", "trainer.devices=2", f"datamodule.batch_size={GLOBAL_BATCH // 2}"], 2),
+    "deepspeed_stage_3_offload": (["strategy=deepspeed_stage_3_offload", "trainer.devices=2",
+                                   f"datamodule.batch_size={GLOBAL_BATCH // 2}"], 2),
+}
+MULTINODE = "ddp_two_nodes"  # DDP across two torchrun launchers (node ranks 0 and 1), one process each
+RDZV_ID = "shipyard-two-nodes"
+
+
+def run_env() -> dict[str, str]:
+    """Environment of every training subprocess: offline, one thread per rank, venv first on PATH."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           # DeepSpeed keys its op cache by the ninja it finds: the venv's first, like the Makefile
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+           "TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR",
+                                                  str(Path.home() / ".cache/shipyard/torch_extensions"))}
+    for key in ("SHIPYARD_RUN_ID", "SLURM_JOB_ID", "TORCHELASTIC_RUN_ID", "RANK", "WORLD_SIZE", "LOCAL_RANK",
+                "NODE_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)  # nothing from the test process may decide ranks or the run directory
+    return env
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Run:
+    """One finished training run: where it wrote, what it printed, how long it took."""
+
+    name: str
+    root: Path  # paths.output_root of this run only
+    logs: list[str]
+    seconds: float
+
+    @property
+    def run_dirs(self) -> list[Path]:
+        return sorted(p for p in (self.root / NAME).iterdir() if p.is_dir())
+
+    @property
+    def run_dir(self) -> Path:
+        dirs = self.run_dirs
+        assert len(dirs) == 1, f"{self.name}: expected one run directory, found {dirs}"
+        return dirs[0]
+
+    def run_json(self) -> dict:
+        return json.loads((self.run_dir / "run.json").read_text())
+
+
+def _check(proc: subprocess.CompletedProcess, what: str) -> str:
+    out = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        raise AssertionError(f"{what} failed ({proc.returncode}):\n{out[-6000:]}")
+    return out
+
+
+class Runs:
+    """Starts each run the first time a test asks for it (session-wide), so each costs its time once."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.done: dict[str, Run] = {}
+
+    def get(self, name: str) -> Run:
+        if name not in self.done:
+            started = time.time()
+            logs = self._two_nodes() if name == MULTINODE else self._train(name)
+            self.done[name] = Run(name, self.base / name, logs, time.time() - started)
+        return self.done[name]
+
+    def _train(self, name: str) -> list[str]:
+        extra, _ = RUNS[name]
+        # no run_id: rank 0 resolves a timestamp; the ranks Lightning starts must land in the same directory
+        cmd = [sys.executable, str(REPO / "train.py"), *COMMON, *extra, f"paths.output_root={self.base / name}"]
+        proc = subprocess.run(cmd, cwd=REPO, env=run_env(), capture_output=True, text=True, timeout=600)
+        return [_check(proc, f"train.py strategy={name}")]
+
+    def _two_nodes(self) -> list[str]:
+        port = free_port()
+        args = [*COMMON, "strategy=ddp", "trainer.devices=1", "trainer.num_nodes=2",
+                f"datamodule.batch_size={GLOBAL_BATCH // 2}", f"paths.output_root={self.base / MULTINODE}"]
+        procs = []
+        for node_rank in (0, 1):
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={node_rank}",
+                   "--nproc_per_node=1", "--master_addr=127.0.0.1", f"--master_port={port}",
+                   f"--rdzv_id={RDZV_ID}", str(REPO / "train.py"), *args]
+            procs.append(subprocess.Popen(cmd, cwd=REPO, env=run_env(), stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True))
+        logs = []
+        for node_rank, proc in enumerate(procs):
+            try:
+                out, _ = proc.communicate(timeout=600)
+            except subprocess.TimeoutExpired:
+                for p in procs:
+                    p.kill()
+                raise
+            logs.append(_check(subprocess.CompletedProcess(proc.args, proc.returncode, out, ""),
+                               f"torchrun launcher node_rank={node_rank}"))
+        return logs
