@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from datamodules.base import ClassificationDataModule, read_split_ids
 from trainers.classifier import LABELS_KEY
+from trainers.consolidate import load_net_state_dict
 from trainers.rundir import is_complete_checkpoint, newest_complete_checkpoint, read_json
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,8 @@ def best_checkpoint(run_dir: Path) -> Path:
 def load_net(cfg: DictConfig, checkpoint: Path) -> nn.Module:
     """Instantiate model.net and load the `net.` weights of a Lightning checkpoint (eval mode)."""
     net: nn.Module = instantiate(cfg.model.net)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-    weights = {k[len("net."):]: v for k, v in state.items() if k.startswith("net.")}
-    if not weights:
-        raise ValueError(f"{checkpoint} has no 'net.*' weights: not a Shipyard Classifier checkpoint")
+    # a .ckpt file, or a DeepSpeed / FSDP2 checkpoint folder consolidated to fp32 (ValueError names what is wrong)
+    weights = load_net_state_dict(checkpoint)
     net.load_state_dict(weights)
     return net.eval()
 
