@@ -86,6 +86,16 @@ class TorchServeInstance:
         """A REST client for this instance."""
         return TorchServeClient(self.dir, timeout=timeout)
 
+    def setting(self, key: str) -> str | None:
+        """A value of the config.properties this instance was started with."""
+        if not self.properties.is_file():
+            return None
+        for line in self.properties.read_text().splitlines():
+            name, sep, value = line.partition("=")
+            if sep and name.strip() == key:
+                return value.strip()
+        return None
+
     def log_tail(self, lines: int = 60) -> str:
         """The last lines of the launcher, frontend and model logs (for error messages)."""
         parts = []

@@ -50,7 +50,11 @@ def run_predict(args: argparse.Namespace) -> int:
     try:
         answer = resp.json()
     except ValueError:
-        answer = {"message": resp.text[:2000]}
+        answer = {"error": resp.text[:2000]}
+    if resp.status_code == 413 and not resp.content:  # TorchServe's frontend refuses big bodies without a word
+        limit = instance.setting("max_request_size") or instance.cfg.server.max_request_size
+        answer = {"error": f"request body of {len(body)} bytes is larger than the server accepts "
+                           f"(server.max_request_size={limit}); send a smaller input", "code": "too_large"}
     if resp.status_code >= 400:
         print_json({"status": resp.status_code, "error": answer})
         return 1

@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -36,7 +39,7 @@ CASES = [
     ("image-truncated-png", "image", png_bytes((64, 64), 200)[:40], "image/png", 400),
     ("image-png-header-only", "image", GOOD_PNG[:8], "image/png", 400),
     ("image-random-bytes", "image", bytes(range(256)) * 8, OCTET, 400),
-    ("image-decompression-bomb", "image", _big_png(), "image/png", 400),
+    ("image-decompression-bomb", "image", _big_png(), "image/png", 413),
     ("image-json-list", "image", b"[1, 2, 3]", JSON, 400),
     ("image-json-string", "image", b'"iVBORw0KGgo="', JSON, 400),
     ("image-json-missing-field", "image", b'{"picture": "abc"}', JSON, 400),
@@ -58,7 +61,7 @@ CASES = [
     ("text-json-array", "text", b'[{"text": "hello"}]', JSON, 400),
     ("text-non-utf8-plain", "text", b"\xff\xfe\xfa broken bytes", "text/plain", 400),
     ("text-non-utf8-in-json", "text", b'{"text": "\xff\xfe"}', JSON, 400),
-    ("text-too-long", "text", json.dumps({"text": "word " * 5000}).encode(), JSON, 400),
+    ("text-too-long", "text", json.dumps({"text": "word " * 5000}).encode(), JSON, 413),
     ("text-infinity", "text", b'{"text": "hello", "top_k": Infinity}', JSON, 400),
     ("text-empty-body", "text", b"", "text/plain", 400),
     ("text-invalid-json", "text", b'{"text": "unterminated', JSON, 400),
@@ -72,6 +75,17 @@ def server(tmp_path_factory, exported_digits, exported_text):
                         overrides=["model.batch_size=4", "model.max_batch_delay=100",
                                    f"server.max_request_size={MAX_REQUEST}"]) as instance:
         yield instance
+
+
+def predict_cli(server, name: str, body: bytes) -> str:
+    """`python -m serving predict NAME FILE` output for a body."""
+    path = server.dir / "oversized.bin"
+    path.write_bytes(body)
+    proc = subprocess.run([sys.executable, "-m", "serving", "predict", name, str(path), f"root={server.cfg.root}",
+                           f"instance={server.cfg.instance}"], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 1, proc.stderr
+    return proc.stdout
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +108,14 @@ def test_malformed_input_gets_4xx_with_message_and_server_stays_healthy(server, 
     assert 400 <= resp.status_code < 500, (case, resp.status_code, resp.text[:500])
     if status:
         assert resp.status_code == status, (case, resp.text[:500])
+    if case == "oversized-payload":
+        # refused by TorchServe's frontend before any handler runs: 0.12 sends this 413 with an empty body
+        # (netty's aggregator; no setting changes it), so the JSON message comes from our client/CLI instead
+        assert resp.content == b""
+        message = json.loads(predict_cli(server, name, body))["error"]["error"]
+        assert f"server.max_request_size={MAX_REQUEST}" in message, message
+        assert client.predict(name, good_body, content_type=good_type).status_code == 200
+        return
     assert resp.headers.get("Content-Type", "").startswith("application/json"), resp.headers
     answer = resp.json()
     message = answer.get("error") or answer.get("message")
