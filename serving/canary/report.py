@@ -1,4 +1,4 @@
-"""`python -m serving canary report`: promote or roll back a canary, from the same window of both versions."""
+"""`python -m serving canary report model_name=NAME`: promote or roll back a canary, from the same window of both versions."""
 from __future__ import annotations
 
 import json
@@ -24,7 +24,7 @@ ACCESS_RE = re.compile(r'\[(?P<time>[^\]]+)\] "(?P<method>\S+) (?P<uri>\S+)" (?P
 class CanaryThresholds:
     """When the candidate loses."""
 
-    min_requests: int = 50
+    min_requests: int = 30
     max_error_rate_increase: float = 0.01
     max_latency_ratio: float = 1.5
     max_confidence_drop: float = 0.05
@@ -36,7 +36,7 @@ class CanaryThresholds:
 class CanaryConfig:
     """conf/canary.yaml."""
 
-    model: str = "???"
+    model_name: str = "???"
     champion: str | None = None
     candidate: str | None = None
     window_minutes: float = 60
@@ -113,17 +113,17 @@ def canary_report(cfg: CanaryConfig) -> dict[str, Any]:
     champion, candidate = cfg.champion, cfg.candidate
     gw = Gateway(GatewayConfig(root=cfg.gateway_root, instance=cfg.gateway_instance))
     if not (champion and candidate):
-        route = gw.state().get("routes", {}).get(cfg.model, {})
+        route = gw.state().get("routes", {}).get(cfg.model_name, {})
         champion, candidate = champion or route.get("champion"), candidate or route.get("candidate")
     if not (champion and candidate):
-        raise ValueError(f"no canary for {cfg.model}: pass champion=V candidate=V or route one with "
+        raise ValueError(f"no canary for {cfg.model_name}: pass champion=V candidate=V or route one with "
                          "`python -m serving gateway route NAME champion=V candidate=V`")
     since = time.time() - cfg.window_minutes * 60 if cfg.window_minutes else None
     access = read_access_log(Path(cfg.access_log) if cfg.access_log else gw.dir / "logs" / "access.log",
-                             cfg.model, since)
+                             cfg.model_name, since)
     logs = Path(cfg.prediction_logs) if cfg.prediction_logs else \
         Path(cfg.serve_root).resolve() / cfg.serve_instance / "logs" / "predictions"
-    recs = {v: read_records(logs, cfg.model, v, since)[0] if logs.is_dir() else [] for v in (champion, candidate)}
+    recs = {v: read_records(logs, cfg.model_name, v, since)[0] if logs.is_dir() else [] for v in (champion, candidate)}
     champ, cand = summarize(access.get(champion, {}), recs[champion]), summarize(access.get(candidate, {}), recs[candidate])
     distribution = None
     labels = {v: [r["prediction"]["label"] for r in recs[v]] for v in recs}
@@ -131,7 +131,7 @@ def canary_report(cfg: CanaryConfig) -> dict[str, Any]:
         dt = DriftThresholds(alpha=cfg.thresholds.alpha, min_psi=cfg.thresholds.min_psi)
         distribution = asdict(compare_categorical("prediction", labels[champion], labels[candidate], dt))
     recommendation, reasons = decide(champ, cand, distribution, cfg.thresholds)
-    report = {"model": cfg.model, "window_minutes": cfg.window_minutes, "champion": {"version": champion, **champ},
+    report = {"model": cfg.model_name, "window_minutes": cfg.window_minutes, "champion": {"version": champion, **champ},
               "candidate": {"version": candidate, **cand}, "prediction_distribution": distribution,
               "thresholds": asdict(cfg.thresholds), "recommendation": recommendation, "reasons": reasons}
     if cfg.out:

@@ -8,7 +8,7 @@ from serving.client import ServingError
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register `canary`."""
-    p = subparsers.add_parser("canary", help="canary report model=NAME [key=value ...] (conf/canary.yaml): "
+    p = subparsers.add_parser("canary", help="canary report model_name=NAME [key=value ...] (conf/canary.yaml): "
                                              "exit 0 promote, 3 roll back, 4 not enough data")
     p.add_argument("action", choices=["report"])
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of conf/canary.yaml")

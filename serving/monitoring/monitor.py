@@ -37,7 +37,7 @@ class MonitorConfig:
     reference: str = "???"
     current: str = "???"
     split: str = "val"
-    model: str | None = None
+    model_name: str | None = None
     version: str | None = None
     since: float | None = None
     until: float | None = None
@@ -51,11 +51,11 @@ class MonitorConfig:
 def check_drift(cfg: MonitorConfig) -> tuple[DriftResult, dict[str, Path], dict[str, Any]]:
     """Compare the log window with the run's reference; write the report; return result, files, context."""
     ref = load_reference(cfg.reference, cfg.split)
-    records, bad = read_records(cfg.current, cfg.model, cfg.version, cfg.since, cfg.until)
+    records, bad = read_records(cfg.current, cfg.model_name, cfg.version, cfg.since, cfg.until)
     kinds = {r.get("kind") for r in records} - {None}
     if kinds and kinds != {ref["kind"]}:
         raise ValueError(f"logs hold {sorted(kinds)} records but the reference run is {ref['kind']}: "
-                         "filter with model=NAME")
+                         "filter with model_name=NAME")
     vocab = set(ref.get("vocabulary") or [])
     cur = columns(records, vocab)
     numeric, categorical = feature_names(ref["kind"])
@@ -72,7 +72,7 @@ def check_drift(cfg: MonitorConfig) -> tuple[DriftResult, dict[str, Path], dict[
             cfg.thresholds)))
     out = Path(cfg.out) if cfg.out else Path(cfg.current).resolve().parent / "drift_reports" / time.strftime("%Y%m%d-%H%M%S")
     context = {"reference": str(cfg.reference), "split": cfg.split, "current": str(cfg.current),
-               "model": cfg.model, "version": cfg.version, "n_reference": ref["n"], "n_current": len(records),
+               "model": cfg.model_name, "version": cfg.version, "n_reference": ref["n"], "n_current": len(records),
                "bad_lines": bad, "informational": informational, "created": time.time()}
     files = write_report(result, ref["columns"], cur, out, context)
     if cfg.textfile_dir:

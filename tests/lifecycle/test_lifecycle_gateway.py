@@ -1,0 +1,251 @@
+"""Real nginx in front of a real TorchServe: TLS, API keys (401), rate limit (429), body cap (413), canary split,
+promote/rollback through the registry while a client keeps sending, canary report, and no leaked secret."""
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from scipy.stats import binomtest
+
+from serving.client import read_keys
+from serving.gateway.config import GatewayConfig, RateLimit, TLSConfig
+from serving.gateway.control import Gateway, self_signed_cert
+from tests.conftest import REPO, require_service
+from tests.lifecycle.cli import serving_cli
+from tests.lifecycle.conftest import grep_tree
+from tests.serving.servers import require_torchserve, running_server
+
+pytestmark = [pytest.mark.gateway, pytest.mark.torchserve, pytest.mark.slow]
+MODEL = "digits_cnn"
+SHARE = 0.30
+BODY = sorted((REPO / "data" / "digits_samples").glob("*.png"))[3].read_bytes()
+OCTET = {"Content-Type": "application/octet-stream"}
+
+
+@dataclass
+class Stack:
+    out: Path
+    gateway: Gateway
+    cert: Path
+    keys: dict[str, str]
+    ts_dir: Path
+    ts_url: str
+    registry_overrides: list[str]
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url(f"v1/models/{MODEL}:predict")
+
+    def session(self, client: str | None = "alice") -> requests.Session:
+        s = requests.Session()
+        s.trust_env = False
+        s.verify = str(self.cert)
+        s.headers.update(OCTET)
+        if client:
+            s.headers["X-API-Key"] = self.keys[client]
+        return s
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, exported_digits, digits_v2):
+    require_service(shutil.which("nginx") is not None, "nginx is not installed (scripts/services.sh up)")
+    require_torchserve()
+    out = tmp_path_factory.mktemp("gateway_out")      # everything the stack writes: grepped for secrets
+    private = tmp_path_factory.mktemp("gateway_keys")  # where the operator keeps secrets (outside it)
+    keys = {"alice": secrets.token_urlsafe(24), "bob": secrets.token_urlsafe(24)}
+    (private / "api_keys").write_text("".join(f"{c}:{k}\n" for c, k in keys.items()))
+    cert, key = self_signed_cert(private / "tls")
+    from serving.cli.registry import _dispatch
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SHIPYARD_PREDLOG_RATE", "1.0")  # every request logged (the workers inherit the env)
+        with running_server(out / "serve", [exported_digits.mar, digits_v2.mar], instance="ts") as ts:
+            overrides = [f"registry.root={out / 'registry'}", f"serve_root={out / 'serve'}", "serve_instance=ts",
+                         f"gateway_root={out / 'gateway'}", "gateway_instance=gw"]
+            _dispatch("register", [], [*overrides, f"run_dir={exported_digits.run_dir}"])
+            _dispatch("register", [], [*overrides, f"run_dir={digits_v2.run_dir}"])
+            _dispatch("promote", [MODEL, "1"], overrides)  # champion 1.0 before the gateway exists
+            cfg = GatewayConfig(root=str(out / "gateway"), instance="gw", tls=TLSConfig(cert=str(cert), key=str(key)),
+                                api_keys_file=str(private / "api_keys"), rate_limit=RateLimit(per_second=100, burst=5),
+                                max_body="1m", serve_root=str(out / "serve"), serve_instance="ts")
+            gw = Gateway(cfg)
+            gw.start(routes={MODEL: {"champion": "1.0", "candidate": "2.0", "percent": SHARE * 100}})
+            try:
+                ts_url = ts.client().url("inference", f"predictions/{MODEL}/1.0")
+                yield Stack(out, gw, cert, keys, ts.dir, ts_url, overrides)
+            finally:
+                gw.stop()
+                assert gw.pid() is None
+
+
+def test_https_with_the_test_certificate_and_plain_http_never_reaches_a_model(stack):
+    resp = stack.session().post(stack.url, data=BODY, timeout=30)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["label"] in [str(d) for d in range(10)] and resp.headers["X-Model-Version"] in ("1.0", "2.0")
+    with pytest.raises(requests.exceptions.SSLError):  # an unknown certificate is refused by a verifying client
+        requests.post(stack.url, data=BODY, headers={"X-API-Key": stack.keys["alice"]}, timeout=10, verify=True)
+    http_port = stack.gateway.state()["http_port"]
+    plain = requests.post(f"http://127.0.0.1:{http_port}/v1/models/{MODEL}:predict", data=BODY,
+                          headers={"X-API-Key": stack.keys["alice"], **OCTET}, allow_redirects=False, timeout=10)
+    assert plain.status_code == 308 and plain.headers["Location"].startswith("https://")
+    assert "label" not in plain.text
+
+
+def test_api_key_is_required(stack):
+    for headers in ({}, {"X-API-Key": "not-a-key-of-this-gateway-000"}):
+        resp = stack.session(None).post(stack.url, data=BODY, headers=headers, timeout=10)
+        assert resp.status_code == 401 and "API key" in resp.json()["message"]
+
+
+def test_oversized_body_gets_413(stack):
+    resp = stack.session().post(stack.url, data=b"\0" * (2 * 1024 * 1024), timeout=30)
+    assert resp.status_code == 413 and resp.json()["code"] == 413
+
+
+@pytest.fixture(scope="module")
+def canary_traffic(stack) -> list[str]:
+    """200 requests through the 70/30 canary route: the versions that answered (also feeds the report)."""
+    session = stack.session()
+    versions = []
+    for _ in range(200):
+        resp = session.post(stack.url, data=BODY, timeout=30)
+        assert resp.status_code == 200, resp.text
+        versions.append(resp.headers["X-Model-Version"])
+    return versions
+
+
+def test_canary_split_matches_the_configured_share(canary_traffic):
+    versions = canary_traffic
+    n_candidate = versions.count("2.0")
+    assert set(versions) == {"1.0", "2.0"}
+    # a fair coin with P(candidate)=0.30: the two-sided binomial test must not reject at 0.001
+    assert binomtest(n_candidate, len(versions), SHARE).pvalue > 0.001, n_candidate
+
+
+def test_rate_limit_per_key_gives_429(stack):
+    n = 40
+    sessions = [stack.session("bob") for _ in range(n)]
+    for s in sessions:  # open every TLS connection first (/healthz is not rate limited)
+        assert s.get(stack.gateway.url("healthz"), timeout=30).status_code == 200
+    barrier = threading.Barrier(n)
+
+    def call(s):
+        barrier.wait()  # 40 requests within milliseconds: far past 100 r/s with a burst of 5
+        return s.post(stack.url, data=BODY, timeout=60)
+
+    with ThreadPoolExecutor(n) as pool:
+        answers = list(pool.map(call, sessions))
+    statuses = [r.status_code for r in answers]
+    limited = [r for r in answers if r.status_code == 429]
+    assert len(limited) >= n // 2 and set(statuses) <= {200, 429}, statuses
+    assert "rate limit" in limited[0].json()["message"]
+    # alice's budget is her own
+    assert stack.session("alice").post(stack.url, data=BODY, timeout=30).status_code == 200
+
+
+def test_canary_report_recommends_and_exit_code_follows(stack, canary_traffic, tmp_path):
+    common = [f"model_name={MODEL}", f"gateway_root={stack.out / 'gateway'}", "gateway_instance=gw",
+              f"serve_root={stack.out / 'serve'}", "serve_instance=ts", "window_minutes=0",
+              "thresholds.max_latency_ratio=5"]  # same weights: only a loaded CI machine could slow one version
+    ok = serving_cli("canary", "report", *common, f"out={tmp_path}", check=False)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    report = json.loads((tmp_path / "canary_report.json").read_text())
+    assert report["recommendation"] == "promote", report["reasons"]
+    assert report["candidate"]["requests"] >= canary_traffic.count("2.0") >= 30
+    assert report["champion"]["logged_predictions"] > 0 and report["candidate"]["mean_confidence"] > 0
+    strict = serving_cli("canary", "report", *common, "thresholds.max_confidence_drop=-1", check=False)
+    assert strict.returncode == 3 and "rollback" in strict.stdout
+    wait = serving_cli("canary", "report", *common, "thresholds.min_requests=100000", check=False)
+    assert wait.returncode == 4
+
+
+def test_promote_then_rollback_while_a_client_keeps_sending(stack):
+    from serving.cli.registry import _dispatch
+
+    results: list[tuple[float, int, str]] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def client():
+        session = stack.session()
+        while not stop.is_set():
+            try:
+                r = session.post(stack.url, data=BODY, timeout=30)
+                results.append((time.monotonic(), r.status_code, r.headers.get("X-Model-Version", "")))
+            except requests.RequestException as err:
+                errors.append(repr(err))
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    try:
+        time.sleep(1.0)
+        promoted = _dispatch("promote", [MODEL, "2"], stack.registry_overrides)
+        t_promoted = time.monotonic()
+        time.sleep(1.5)
+        rolled = _dispatch("rollback", [MODEL], stack.registry_overrides)
+        t_rolled = time.monotonic()
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        thread.join(60)
+    assert promoted["gateway"] == {"champion": "2.0"} and promoted["torchserve"]["default_version"] == "2.0"
+    assert rolled["champion"] == "1" and rolled["torchserve"]["default_version"] == "1.0"
+    assert not errors and len(results) > 20, errors[:3]
+    assert {status for _, status, _ in results} == {200}  # not one request failed across both reloads
+    between = [v for t, _, v in results if t_promoted + 0.2 < t < t_rolled - 1.0]
+    after = [v for t, _, v in results if t > t_rolled + 0.2]
+    assert between and set(between) == {"2.0"}
+    assert after and set(after) == {"1.0"}
+
+
+def test_gateway_added_latency(stack, record_property):
+    """Not a timed assertion: measures p50 through nginx (TLS, keep-alive) against TorchServe directly."""
+    direct = requests.Session()
+    direct.trust_env = False
+    direct.headers.update({"Authorization": f"Bearer {read_keys(stack.ts_dir)['inference']}", **OCTET})
+    via = stack.session()
+    timings: dict[str, list[float]] = {"direct": [], "gateway": []}
+    for _ in range(5):  # warm both connections
+        direct.post(stack.ts_url, data=BODY, timeout=30)
+        via.post(stack.url, data=BODY, timeout=30)
+    for _ in range(60):  # interleaved, so both see the same machine load
+        for name, session, url in (("direct", direct, stack.ts_url), ("gateway", via, stack.url)):
+            t0 = time.perf_counter()
+            assert session.post(url, data=BODY, timeout=30).status_code == 200
+            timings[name].append((time.perf_counter() - t0) * 1000)
+    p50 = {k: statistics.median(v) for k, v in timings.items()}
+    added = p50["gateway"] - p50["direct"]
+    record_property("gateway_added_p50_ms", added)
+    print(f"\nlatency p50: TorchServe direct {p50['direct']:.2f} ms, through the gateway {p50['gateway']:.2f} ms "
+          f"(added {added:.2f} ms)")
+    assert p50["gateway"] > 0 and p50["direct"] > 0
+
+
+def test_no_secret_in_any_log_or_run_file(stack, exported_digits, digits_v2):
+    status = serving_cli("gateway", "status", f"root={stack.out / 'gateway'}", "instance=gw")
+    ts_keys = read_keys(stack.ts_dir)
+    planted = {**{f"api key {c}": k for c, k in stack.keys.items()},
+               **{f"torchserve {name} token": v for name, v in ts_keys.items()}}
+    for value in planted.values():
+        assert value not in status.stdout + status.stderr
+    gw_dir = stack.gateway.dir
+    allowed = {stack.ts_dir / "key_file.json", gw_dir / "secrets" / "api_keys.conf",
+               gw_dir / "secrets" / "upstream_auth.conf"}
+    for path in allowed - {stack.ts_dir / "key_file.json"}:
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
+    # the secrets did reach where they must: nginx's include files
+    assert stack.keys["alice"] in (gw_dir / "secrets" / "api_keys.conf").read_text()
+    assert (gw_dir / "logs" / "access.log").stat().st_size > 0
+    hits = []
+    for root in (stack.out, exported_digits.run_dir, digits_v2.run_dir):
+        hits += grep_tree(root, planted, allowed)
+    assert not hits, hits
