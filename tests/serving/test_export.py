@@ -201,3 +201,22 @@ def test_parity_failure_is_loud_and_publishes_nothing(exported_digits, tmp_path,
     assert report["status"] == "failed" and report["files"] == {}
     assert report["targets"]["torchscript"]["parity"]["max_abs_diff"] == pytest.approx(0.09, abs=1e-3)
     assert sorted(p.name for p in (run_dir / "export").iterdir()) == ["export.json"]  # no model, no archive
+
+
+def test_calibration_temperature_goes_into_the_served_spec(exported_digits, tmp_path):
+    run_dir = copy_run(exported_digits.run_dir, tmp_path)
+    (run_dir / "calibration.json").write_text(json.dumps({"temperature": 2.5, "ece_before": 0.1}))
+    report = export_run(run_dir, parity_batches=1, wanted=["torchscript"], build_archive=False)
+    assert report["temperature"] == 2.5 and "archive" not in report
+    assert json.loads((run_dir / "export" / "preprocess.json").read_text())["temperature"] == 2.5
+    assert json.loads((run_dir / "export" / "metadata.json").read_text())["temperature"] == 2.5
+    (run_dir / "calibration.json").write_text(json.dumps({"temperature": -1}))
+    with pytest.raises(ExportError, match="positive finite number"):
+        export_run(run_dir, parity_batches=1, wanted=["torchscript"], build_archive=False)
+
+
+def test_model_card_is_written_when_missing_and_shipped(exported_digits):
+    card = exported_digits.run_dir / "MODEL_CARD.md"
+    assert card.is_file() and "digits_cnn" in card.read_text()
+    with zipfile.ZipFile(exported_digits.mar) as mar:
+        assert mar.read("MODEL_CARD.md") == card.read_bytes()
