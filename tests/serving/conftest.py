@@ -19,7 +19,8 @@ import pytest
 
 from tests.conftest import run_entry
 
-QUIET = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false", "logger=csv"]
+# evaluate=false: evaluation after training (report, calibration, explanations) is not what these fixtures are for
+QUIET = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false", "logger=csv", "evaluate=false"]
 
 
 @dataclass(frozen=True)
