@@ -102,5 +102,8 @@ def write_summary(sweep_dir: Path, folds: int) -> dict[str, Any]:
         lines.append(f"| {key} | {m['mean']:.4f} ± {m['std']:.4f} | " + " | ".join(cells) + " |")
     lines += ["", "Runs:", *[f"- fold {r['fold']}: `{r['run_dir']}`" for r in summary["per_fold"]]]
     atomic_write_text(sweep_dir / SUMMARY_MD, "\n".join(lines) + "\n")
+    for record in records:  # each fold's run directory (and so its MODEL_CARD.md) knows its siblings' spread
+        if Path(record["run_dir"]).is_dir():
+            atomic_write_json(Path(record["run_dir"]) / SUMMARY_JSON, {**summary, "sweep_dir": str(sweep_dir.resolve())})
     print(f"cross-validation summary: {sweep_dir / SUMMARY_MD}")
     return summary

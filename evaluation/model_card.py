@@ -70,6 +70,7 @@ class _Run:
         self.report = _load(run_dir / REPORT_DIR / REPORT_JSON)
         self.calibration = _load(run_dir / CALIBRATION_JSON)
         self.data_checks = _load(run_dir / DATA_CHECKS_DIR / DATA_REPORT_JSON)
+        self.cv = _load(run_dir / "cv_summary.json")  # written into every fold's run by the CV callback
 
     def section(self, key: str) -> Any:
         return (self.report or {}).get(key)
@@ -175,9 +176,9 @@ def _metrics(run: _Run) -> str:
     if success:
         lines += ["", f"Success criterion: {success.get('metric')} {'≥' if success.get('greater_is_better', True) else '≤'} "
                       f"{success.get('threshold')} → value {_fmt(success.get('value'))}: **{success.get('verdict')}**"]
-    cv = run.section("cross_validation")
+    cv = run.cv
     if cv:
-        lines += ["", f"Cross-validation ({cv.get('folds')} folds): " + ", ".join(
+        lines += ["", f"Cross-validation ({cv.get('folds')} folds, this run is one of them): " + ", ".join(
             f"{k} {_fmt(v.get('mean'))} ± {_fmt(v.get('std'))}" for k, v in (cv.get("metrics") or {}).items())]
     return "\n".join(lines)
 

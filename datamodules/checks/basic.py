@@ -25,16 +25,18 @@ def missing_values(dm: Any, cfg: DataChecksConfig) -> Result:
 
         frame = read_table(path)
         blank = frame.apply(lambda col: col.isna() | (col.astype(str).str.strip() == ""))
+        # rows missing their text or label are bad records, which datamodule.max_bad_fraction already gates
+        gated = {getattr(dm, "text_column", None), getattr(dm, "label_column", None)}
         for column in frame.columns:
             count, total = int(blank[column].sum()), len(frame)
-            columns[f"{path.name}:{column}"] = {"missing": count, "rows": total}
-            failures += _threshold(count / max(total, 1), cfg.max_missing_fraction, "missing_values",
-                                   f"{path.name} column {column!r} ({count} of {total} missing)")
+            columns[f"{path.name}:{column}"] = {"missing": count, "rows": total,
+                                                "gated_by": "max_bad_fraction" if column in gated else "max_missing_fraction"}
+            if column not in gated:
+                failures += _threshold(count / max(total, 1), cfg.max_missing_fraction, "missing_values",
+                                       f"{path.name} column {column!r} ({count} of {total} missing)")
     bad = len(dm.bad_records)
-    if not columns:  # images: a missing value is an unreadable or unusable file
-        columns["items"] = {"missing": bad, "rows": dm.total_records}
-        failures += _threshold(bad / max(dm.total_records, 1), cfg.max_missing_fraction, "missing_values",
-                               f"{bad} of {dm.total_records} files unreadable")
+    if not columns:  # images: a missing value is an unreadable file, a bad record (max_bad_fraction gates them)
+        columns["items"] = {"missing": bad, "rows": dm.total_records, "gated_by": "max_bad_fraction"}
     total_missing = sum(c["missing"] for c in columns.values())
     return {"status": "fail" if failures else ("warn" if total_missing else "ok"),
             "summary": f"{total_missing} missing values in {len(columns)} columns; {bad} bad records skipped",

@@ -10,7 +10,7 @@ class DataChecksConfig:
     """A threshold of None reports the check without ever failing on it."""
 
     at_setup: bool = True                          # run the cheap subset (leakage, missing, balance) at setup
-    max_missing_fraction: Optional[float] = 0.05   # per column (text) / unreadable files (images)
+    max_missing_fraction: Optional[float] = 0.05   # per table column other than text/label (max_bad_fraction gates those)
     max_duplicate_fraction: Optional[float] = 0.05  # extra exact copies / items, per split
     max_near_duplicate_fraction: Optional[float] = None  # items with a near twin / items (report only)
     max_leaked_fraction: Optional[float] = 0.0     # val (test) items whose content is also in train (train or val)

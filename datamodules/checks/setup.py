@@ -11,11 +11,17 @@ SETUP_CHECKS = ("missing_values", "leakage", "class_balance")
 
 
 def run_setup_checks(dm: Any, node: Any = None) -> dict[str, Any]:
-    """Leakage, missing values and class balance; raise DataCheckError naming what failed and where."""
+    """Leakage, missing values and class balance; raise DataCheckError naming what failed and where.
+
+    Without a `data_checks` node (a datamodule built in code, not from conf/) findings are logged as
+    warnings only: the thresholds that fail a run are the ones a config sets (conf/datamodule/*.yaml).
+    """
     report = run_checks(dm, node, SETUP_CHECKS)
     for name, check in report["checks"].items():
-        if check["status"] == "warn":
+        if check["status"] != "ok":
             log.warning("data check %s: %s", name, check["summary"])
-    if report["failures"]:
+    if report["failures"] and node is None:
+        log.warning(failure_message(report["failures"], f"{type(dm).__name__} setup, no thresholds configured"))
+    elif report["failures"]:
         raise DataCheckError(failure_message(report["failures"], f"{type(dm).__name__} setup"))
     return report
