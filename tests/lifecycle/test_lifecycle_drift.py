@@ -76,6 +76,14 @@ def test_monitor_cli_reports_and_exits_nonzero_on_drift(exported_digits, tmp_pat
     assert "DRIFT" in (tmp_path / "shift_report" / "drift_report.md").read_text()
     prom = (tmp_path / "textfile" / "shipyard_drift.prom").read_text()
     assert "shipyard_drift_detected" in prom and 'shipyard_drift_detected{model="all"} 1' in prom
+    # drift → retrain: train.py for the run's experiment as a Slurm job (dry run: the rendered sbatch script)
+    retrain = serving_cli("monitor", f"reference={exported_digits.run_dir}", f"current={tmp_path / 'shifted'}",
+                          f"out={tmp_path / 'retrain_report'}", "retrain_on_drift=true", "retrain.launcher=slurm",
+                          f'retrain.overrides=["slurm.dry_run=true","paths.output_root={tmp_path / "retrain"}"]',
+                          check=False)
+    assert retrain.returncode == 3 and "retrain launched" in retrain.stdout, retrain.stdout + retrain.stderr
+    script = (tmp_path / "retrain_report" / "retrain.log").read_text()
+    assert "#SBATCH" in script and "+experiment=digits_cnn" in script
     typo = serving_cli("monitor", f"reference={exported_digits.run_dir}",
                      f"current={tmp_path / 'calm'}", "thresholds.alpah=0.1", check=False)
     assert typo.returncode != 0 and "alpah" in typo.stderr
