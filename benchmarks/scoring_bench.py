@@ -91,7 +91,7 @@ def processes_rps(model_path: Path, input_path: Path, processes: int, extra: lis
 
 
 def bench_scoring(model: str | Path, input: str | Path, columns: Columns = Columns(), batch_size: int = 64,
-                  num_workers: int = 1, chunk_size: int = 1000, device: str = "auto", repeats: int = 3,
+                  num_workers: int = 1, chunk_size: int = 1024, device: str = "auto", repeats: int = 3,
                   torch_threads: int | None = None, processes: bool = True) -> dict[str, Any]:
     """Scoring vs bare-loop throughput (ratio) and 1 vs 2 processes; a dict of figures."""
     model, input = Path(model), Path(input)
@@ -133,7 +133,7 @@ def main() -> int:
     parser.add_argument("--text-column", default="text")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--num-workers", type=int, default=1)
-    parser.add_argument("--chunk-size", type=int, default=1000)
+    parser.add_argument("--chunk-size", type=int, default=1024)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--torch-threads", type=int, default=None)

@@ -1,31 +1,25 @@
-"""`conf/score.yaml` → ScoreOptions, with the checks that must fail before any work."""
+"""`conf/score/score.yaml` → ScoreOptions, with the checks that must fail before any work."""
 from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from serving.scoring.inputs import Columns, InputError
-from serving.scoring.model import ModelLoadError
-from serving.scoring.runner import ScoreOptions
-from serving.scoring.sharding import ShardingError, resolve_shard
-from serving.scoring.summary import PlanMismatch
-from serving.scoring.writer import FORMATS
+from serving.scoring.errors import ScoringConfigError, ScoringError, ShardingError
+from serving.scoring.options import FORMATS, Columns, ScoreOptions
+from serving.scoring.sharding import resolve_shard
 from trainers.config_check import ConfigError, check_top_level
 from trainers.slurm import SubmitError
 
 SCORE_SCHEMA: dict[str, tuple[type, ...]] = {
     "model": (str,), "input": (str,), "output": (str,), "format": (str,), "columns": (),
-    "top_k": (int,), "batch_size": (int,), "num_workers": (int,), "device": (str,), "torch_threads": (int, type(None)), "chunk_size": (int,),
+    "top_k": (int,), "batch_size": (int,), "num_workers": (int,), "device": (str,),
+    "torch_threads": (int, type(None)), "chunk_size": (int,),
     "num_shards": (int, type(None)), "shard_index": (int, type(None)), "progress": (bool,),
     "name": (str,), "launcher": (), "slurm": (),
 }
 
 
-class ScoringConfigError(ValueError):
-    """A wrong key or value in the scoring config."""
-
-
 # every error a user can fix by changing the command line or the input: printed without a traceback
-USER_ERRORS = (ScoringConfigError, ConfigError, InputError, ModelLoadError, ShardingError, PlanMismatch, SubmitError)
+USER_ERRORS = (ScoringError, ConfigError, SubmitError)
 
 
 def options_from_config(cfg: DictConfig) -> ScoreOptions:

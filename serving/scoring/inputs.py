@@ -13,21 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from datamodules.tables import TABLE_SUFFIXES, read_table
+from serving.scoring.errors import InputError
+from serving.scoring.options import Columns
 
 LIST_SUFFIXES = (".txt", ".lst")
-
-
-class InputError(ValueError):
-    """The input as a whole cannot be read; the message names the problem and the fix."""
-
-
-@dataclass(frozen=True)
-class Columns:
-    """Column names of a table input: the record id (None: the path, or else the row number), text, path."""
-
-    id: str | None = None
-    text: str = "text"
-    path: str = "path"
 
 
 @dataclass

@@ -18,12 +18,9 @@ import torch
 
 from datamodules.preprocessing import SPEC_FILENAME, PreprocessSpec, load_tokenizer
 from serving.handlers import classifier_io as handler_io
+from serving.scoring.errors import ModelLoadError
 
 MODEL_FILES = ("model.pt", "model.pt2")  # TorchScript first: it is what the handler serves
-
-
-class ModelLoadError(ValueError):
-    """The model path is not something scoring can load; the message says what is missing."""
 
 
 @dataclass

@@ -12,9 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-
-class ShardingError(ValueError):
-    """num_shards / shard_index (or the Slurm array variables behind them) are inconsistent."""
+from serving.scoring.errors import ShardingError
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from serving.scoring.writer import read_rejects, encode_jsonl
+from serving.scoring.errors import PlanMismatch
+from serving.scoring.writer import encode_jsonl, read_rejects
 from trainers.rundir import atomic_write_bytes, atomic_write_json, now_iso
 
 PLAN_FILE = "_plan.json"
 SHARDS_DIR = "_shards"
 SUCCESS_FILE = "_SUCCESS.json"
 REJECTS_FILE = "_rejects.jsonl"
-
-
-class PlanMismatch(ValueError):
-    """The output folder was started with other settings (input, model, shards, chunk size, format)."""
 
 
 def ensure_plan(output: Path, plan: dict[str, Any]) -> None:

@@ -16,10 +16,10 @@ from typing import Any, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from serving.scoring.options import FORMATS
 from serving.scoring.sharding import Chunk
 from trainers.rundir import atomic_write_bytes
 
-FORMATS = ("parquet", "jsonl")
 REJECTS_DIR = "_rejects"
 ROW_SCHEMA = pa.schema([
     ("id", pa.string()),

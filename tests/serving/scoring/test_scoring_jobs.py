@@ -36,8 +36,8 @@ def file_list_with_bad_records(digit_pngs, folder: Path) -> tuple[Path, list[str
 def test_kill_9_then_rerun_scores_every_record_once(exported_digits, digit_pngs, tmp_path):
     listing, good, planted = file_list_with_bad_records(digit_pngs, tmp_path)
     out = tmp_path / "out"
-    args = [f"model={exported_digits.export_dir}", f"input={listing}", f"output={out}", "chunk_size=6",
-            "batch_size=3", "num_workers=1", *FAST]
+    args = [f"model={exported_digits.export_dir}", f"input={listing}", f"output={out}", "chunk_size=10",
+            "batch_size=5", "num_workers=1", *FAST]
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, str(REPO / "score.py"), *args], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -47,7 +47,7 @@ def test_kill_9_then_rerun_scores_every_record_once(exported_digits, digit_pngs,
     os.killpg(proc.pid, signal.SIGKILL)  # the main process and its DataLoader worker, mid-run
     log = proc.communicate()[0].decode(errors="replace")
     parts = sorted(out.glob("part-*.parquet"))
-    total_chunks = -(-(len(good) + len(planted)) // 6)
+    total_chunks = -(-(len(good) + len(planted)) // 10)
     assert 3 <= len(parts) < total_chunks, f"the kill did not land mid-run ({len(parts)} parts):\n{log}"
     assert not (out / "_SUCCESS.json").exists()
     # a killed writer can leave a hidden temp file: the rerun must delete it, never read it
@@ -73,27 +73,27 @@ def test_kill_9_then_rerun_scores_every_record_once(exported_digits, digit_pngs,
     assert not list(out.glob(".*.tmp"))
 
 
-@pytest.mark.slow
-def test_three_shards_cover_every_record_exactly_once(exported_digits, digit_pngs, tmp_path):
+def test_three_shards_cover_every_record_exactly_once(exported_digits, digit_pngs, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "SLURM_ARRAY_TASK_COUNT": "3",
-           "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "2"}
-    args = [f"model={exported_digits.export_dir}", f"input={digit_pngs.folder}", f"output={out}", "chunk_size=32",
-            "format=jsonl", "num_workers=0", *FAST]
-    # the three tasks run at once, as an array would, taking their shard from the Slurm variables
-    procs = [subprocess.Popen([sys.executable, str(REPO / "score.py"), *args], cwd=REPO,
-                              env={**env, "SLURM_ARRAY_TASK_ID": str(i)}, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT) for i in range(3)]
-    logs = [p.communicate(timeout=300)[0].decode(errors="replace") for p in procs]
-    assert all(p.returncode == 0 for p in procs), "\n".join(logs)
-    per_shard = [json.loads((out / "_shards" / f"shard-{i:05d}-of-00003.json").read_text()) for i in range(3)]
-    assert all(s["scored"] > 0 for s in per_shard)
-    assert sum(s["task_records"] for s in per_shard) == len(digit_pngs.names)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "0")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MAX", "2")
+    summaries = []
+    for task in (2, 0, 1):  # tasks finish in any order; the last one writes _SUCCESS.json
+        monkeypatch.setenv("SLURM_ARRAY_TASK_ID", str(task))
+        summaries.append(score(ScoreOptions(model=str(exported_digits.export_dir), input=str(digit_pngs.folder),
+                                            output=str(out), format="jsonl", chunk_size=32, num_workers=0,
+                                            torch_threads=1, progress=False)))
+    assert [s["shard_index"] for s in summaries] == [2, 0, 1] and all(s["num_shards"] == 3 for s in summaries)
+    assert summaries[0]["success"] is None and summaries[1]["success"] is None  # not before every task is done
+    assert all(s["scored"] > 0 for s in summaries)
+    assert sum(s["task_records"] for s in summaries) == len(digit_pngs.names)
     ids = [r["id"] for r in read_output(out)]
     assert len(ids) == len(set(ids)) and sorted(ids) == sorted(digit_pngs.names)
     by_shard = {i: {r["id"] for r in read_output_shard(out, i)} for i in range(3)}
     assert not (by_shard[0] & by_shard[1] or by_shard[0] & by_shard[2] or by_shard[1] & by_shard[2])
     summary = json.loads((out / "_SUCCESS.json").read_text())
+    assert summary == summaries[2]["success"]
     assert summary["num_shards"] == 3 and summary["scored"] == len(digit_pngs.names) and summary["rejected"] == 0
 
 
@@ -104,17 +104,13 @@ def read_output_shard(out: Path, shard: int) -> list[dict]:
 
 def test_bad_settings_fail_with_the_fix(exported_digits, digit_pngs, tmp_path):
     proc = run_entry("score.py", f"model={exported_digits.export_dir}", f"input={digit_pngs.folder}",
-                     f"output={tmp_path}", "format=csv", "num_shards=2", "shard_index=2", "batch_sizes=8",
-                     check=False)
-    assert proc.returncode != 0 and "batch_sizes" in proc.stderr  # Hydra: not a key of conf/score/score.yaml
-    proc = run_entry("score.py", f"model={exported_digits.export_dir}", f"input={digit_pngs.folder}",
                      f"output={tmp_path}", "format=csv", "num_shards=2", "shard_index=2", check=False)
     assert proc.returncode == 2, proc.stderr
     assert "format='csv': use one of parquet, jsonl" in proc.stderr
     assert "shard_index=2 is outside 0..1" in proc.stderr
     with pytest.raises(ModelLoadError, match="does not exist.*export folder"):
         score(ScoreOptions(model=str(tmp_path / "nope"), input=str(digit_pngs.folder), output=str(tmp_path)))
-    with pytest.raises(InputError, match="has no column 'text'.*columns.text=NAME"):
+    with pytest.raises(InputError, match="has no column 'path'.*columns.path=NAME"):
         score(ScoreOptions(model=str(exported_digits.export_dir), input=str(REPO / "data/support_tickets/test.csv"),
                            output=str(tmp_path)))
 
