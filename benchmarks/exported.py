@@ -1,0 +1,53 @@
+"""One small trained + exported digits_cnn run (train.py, export.py as real subprocesses) for the serving/scoring figures."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.common import REPO
+
+
+@dataclass(frozen=True)
+class Exported:
+    """Paths of the exported run: TorchScript model, its export folder, the `.mar`, one request body."""
+
+    export_dir: Path
+    model_pt: Path
+    mar: Path
+    sample_png: Path
+
+
+def _run(args: list[str]) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "SHIPYARD_EVALUATE": "false"}
+    proc = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:2])} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+
+
+def train_and_export_digits(root: Path) -> Exported:
+    """digits_cnn, 2 short epochs, exported as version 1.0 with parity checked."""
+    _run(["train.py", "+experiment=digits_cnn", f"paths.output_root={root}", "run_id=bench", "trainer.max_epochs=2",
+          "trainer.limit_train_batches=10", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
+          "callbacks.progress_bar=null", "logger=csv"])
+    run_dir = root / "digits_cnn" / "bench"
+    _run(["export.py", f"run_dir={run_dir}", "version=1.0", "parity.batches=2"])
+    export_dir = run_dir / "export"
+    report = json.loads((export_dir / "export.json").read_text())
+    samples = sorted((REPO / "data" / "digits_samples").glob("*.png"))
+    return Exported(export_dir, export_dir / "model.pt", export_dir / report["archive"]["path"], samples[0])
+
+
+def digits_png_folder(root: Path, count: int = 512) -> Path:
+    """`count` real digit images as PNGs in class folders (a scoring input)."""
+    from datamodules.digits import digits_images
+
+    images, labels = digits_images()
+    for i in range(count):
+        folder = root / str(labels[i])
+        folder.mkdir(parents=True, exist_ok=True)
+        images[i].save(folder / f"{i}.png")
+    return root

@@ -1,0 +1,72 @@
+"""The Markdown table of a `make bench` report (benchmarks/results/latest.md)."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    return f"{value:.{digits}g}" if isinstance(value, (int, float)) else str(value)
+
+
+def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """(figure, ours, baseline, ratio, target) rows of one section's result."""
+    rows = []
+    if name == "training_overhead":
+        for exp, v in r.items():
+            rows.append((f"train steps/s: {exp}", _f(v["shipyard_steps_per_s"]), f"{_f(v['plain_steps_per_s'])} (plain loop)",
+                         _f(v["ratio"]), "≥ 0.97"))
+    elif name == "data_loading":
+        for exp, v in r.items():
+            rows.append((f"loader samples/s: {exp} ({v['datamodule']}, workers={v['num_workers']})",
+                         _f(v["loader_samples_per_s"]), f"{_f(v['model_samples_per_s'])} (model step rate)",
+                         _f(v["ratio"]), "> 1"))
+    elif name == "startup":
+        f, i = r["first_step_seconds"], r["import_seconds"]
+        rows.append(("s to first step: python train.py", _f(f["train_py"]), f"{_f(f['plain_script'])} (plain script)",
+                     _f(f["ratio"]), "report"))
+        rows.append(("s to import trainers.run", _f(i["trainers.run"]), f"{_f(i['torch'])} (import torch)",
+                     _f(i["ratio"]), "report"))
+    elif name == "serving":
+        rows.append(("HTTP p50 ms (unbatched)", _f(r["ours"]["p50_ms"]), f"{_f(r['stock']['p50_ms'])} (stock BaseHandler)",
+                     _f(r["ours_over_stock_p50"]), "report"))
+        rows.append(("HTTP p99 ms (unbatched)", _f(r["ours"]["p99_ms"]), f"{_f(r['stock']['p99_ms'])} (stock BaseHandler)",
+                     _f(r["ours"]["p99_ms"] / r["stock"]["p99_ms"]), "report"))
+        rows.append((f"req/s, {r['clients']} clients, unbatched", _f(r["ours"]["throughput_rps"]),
+                     f"{_f(r['stock']['throughput_rps'])} (stock BaseHandler)", _f(r["ours_over_stock_throughput"]), "report"))
+        rows.append((f"req/s, {r['clients']} clients, batched (8)", _f(r["ours_batched"]["throughput_rps"]),
+                     f"{_f(r['ours']['throughput_rps'])} (ours unbatched)", _f(r["batched_over_unbatched"]), "≥ 3"))
+        rows.append(("in-process handler ms/request", _f(r["ours"]["handler_ms_in_process"]), "", "", "report"))
+    elif name == "scoring":
+        rows.append(("scoring records/s", _f(r["scoring_rps"]), f"{_f(r['bare_loop_rps'])} (bare model(x) loop)",
+                     _f(r["scoring_over_bare_loop"]), "≥ 0.9"))
+        if "processes" in r:
+            p = r["processes"]
+            rows.append(("scoring records/s, 2 processes", _f(p["two"]["records_per_second"]),
+                         f"{_f(p['one']['records_per_second'])} (1 process)", _f(p["two_over_one"]), "report"))
+    return rows
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """Machine line + one table over all sections (failed sections listed with their error)."""
+    m = report["machine"]
+    lines = [
+        "# Shipyard benchmarks" + (" (quick smoke run: figures not meaningful)" if report.get("quick") else ""),
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads), "
+        f"Python {m['python']}, device {m['device']}, load average {m.get('load_average_1m')} → "
+        f"{m.get('load_average_1m_end')}; started {report['started']}.",
+        "",
+        "Ratios: ours ÷ baseline from the same run (medians of repeats after a warm-up); for times (ms, s) lower is better.",
+        "",
+        "| figure | Shipyard | baseline | ratio | target |",
+        "|---|---|---|---|---|",
+    ]
+    failed = []
+    for name, section in report["sections"].items():
+        if section["status"] != "ok":
+            failed.append(f"- **{name}** failed: {section['error'].splitlines()[0][:300]}")
+            continue
+        lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in _rows(name, section["result"])]
+    if failed:
+        lines += ["", "Failed sections:", *failed]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,123 @@
+"""`make bench`: every benchmark as a ratio against a baseline measured in the same run.
+
+Writes benchmarks/results/latest.json and latest.md (a table), with the machine described. A section
+that fails is recorded with its error and the others still run. BENCH_QUICK=1 (or --quick): tiny repeat
+counts, for the smoke test. BENCH_THREADS (default 1): torch intra-op threads for this process and the
+processes it starts; on a shared 2-core machine two spinning OpenMP threads made a step 30x slower.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SECTIONS = ("training_overhead", "data_loading", "startup", "serving", "scoring")
+
+
+def _settings(quick: bool) -> dict[str, Any]:
+    if quick:
+        return {"train_repeats": 1, "train_steps": {"digits_cnn": (2, 4), "text_transformer": (2, 4)},
+                "data_epochs": 1, "data_repeats": 1, "startup_repeats": 1, "serving_requests": 16,
+                "scoring_repeats": 1}
+    return {"train_repeats": 3, "train_steps": None, "data_epochs": 3, "data_repeats": 3, "startup_repeats": 3,
+            "serving_requests": 200, "scoring_repeats": 3}
+
+
+def _sections(s: dict[str, Any], workdir: Path, only: set[str]) -> dict[str, Callable[[], Any]]:
+    exported: list[Any] = []
+
+    def export() -> Any:  # one trained + exported digits_cnn for serving and scoring
+        if not exported:
+            from benchmarks.exported import train_and_export_digits
+
+            exported.append(train_and_export_digits(workdir / "exported"))
+        return exported[0]
+
+    def training() -> Any:
+        from benchmarks import training_overhead
+
+        return training_overhead.bench(repeats=s["train_repeats"], steps=s["train_steps"])
+
+    def data() -> Any:
+        from benchmarks import data_loading
+
+        return data_loading.bench(epochs=s["data_epochs"], repeats=s["data_repeats"])
+
+    def startup() -> Any:
+        from benchmarks import startup as startup_bench
+
+        return startup_bench.bench(repeats=s["startup_repeats"])
+
+    def serving() -> Any:
+        from benchmarks import serving_compare
+
+        n = s["serving_requests"]
+        return serving_compare.bench(export(), sequential=n, total=2 * n)
+
+    def scoring() -> Any:
+        from benchmarks.exported import digits_png_folder
+        from benchmarks.scoring_bench import bench_scoring
+
+        folder = digits_png_folder(workdir / "score_input", 64 if s["scoring_repeats"] == 1 else 512)
+        return bench_scoring(export().export_dir, folder, repeats=s["scoring_repeats"], torch_threads=1,
+                             processes=s["scoring_repeats"] > 1)
+
+    table = {"training_overhead": training, "data_loading": data, "startup": startup, "serving": serving,
+             "scoring": scoring}
+    return {k: v for k, v in table.items() if not only or k in only}
+
+
+def run(quick: bool = False, only: set[str] | None = None, results_dir: Path = RESULTS) -> dict[str, Any]:
+    """Run the sections, write latest.json + latest.md into results_dir, return the report."""
+    threads = int(os.environ.get("BENCH_THREADS", "1"))
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # processes started from here (train.py, TorchServe, scoring)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("SHIPYARD_EVALUATE", "false")
+    import torch
+
+    torch.set_num_threads(threads)
+    from benchmarks.common import machine
+    from benchmarks.report import markdown
+    from trainers.rundir import atomic_write_json, atomic_write_text
+
+    report: dict[str, Any] = {"machine": machine(), "quick": quick, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                              "sections": {}}
+    with tempfile.TemporaryDirectory(prefix="bench_") as tmp:
+        for name, fn in _sections(_settings(quick), Path(tmp), only or set()).items():
+            print(f"[bench] {name} ...", flush=True)
+            started = time.perf_counter()
+            try:
+                report["sections"][name] = {"status": "ok", "result": fn()}
+            except Exception as err:  # noqa: BLE001 - one broken section must not hide the others' figures
+                report["sections"][name] = {"status": "failed", "error": f"{type(err).__name__}: {err}"[:2000],
+                                            "traceback": traceback.format_exc()[-4000:]}
+            report["sections"][name]["seconds"] = round(time.perf_counter() - started, 1)
+            print(f"[bench] {name}: {report['sections'][name]['status']} "
+                  f"({report['sections'][name]['seconds']} s)", flush=True)
+    report["machine"]["load_average_1m_end"] = round(os.getloadavg()[0], 2)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(results_dir / "latest.json", report)
+    atomic_write_text(results_dir / "latest.md", markdown(report))
+    return report
+
+
+def main(argv: list[str]) -> int:
+    """python -m benchmarks.run [--quick] [SECTION ...]"""
+    quick = "--quick" in argv or os.environ.get("BENCH_QUICK") == "1"
+    only = {a for a in argv if not a.startswith("--")}
+    unknown = only - set(SECTIONS)
+    if unknown:
+        print(f"benchmarks.run: unknown section(s) {sorted(unknown)}; choose from {', '.join(SECTIONS)}", file=sys.stderr)
+        return 2
+    report = run(quick, only)
+    print((RESULTS / "latest.md").read_text())
+    return 0 if all(s["status"] == "ok" for s in report["sections"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,68 @@
+"""Smoke tests of the benchmark modules (tiny repeat counts): they run and report sane figures, so they cannot rot.
+
+`make bench` itself is not run here (minutes); its figures are ratios measured in one run, never asserted.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks import data_loading, startup, training_overhead
+from benchmarks.report import markdown
+from benchmarks.run import run
+
+
+def test_training_overhead_measures_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(training_overhead.STEPS, "digits_cnn", (2, 4))
+    ours = training_overhead.ours_steps_per_s("digits_cnn", tmp_path, "smoke")
+    plain = training_overhead.plain_steps_per_s("digits_cnn", tmp_path)
+    assert ours > 0 and plain > 0
+    timer = json.loads((tmp_path / "timer_smoke.json").read_text())
+    assert timer["steps"] == 4 and timer["seconds"] > 0
+
+
+def test_data_loading_ratio_for_digits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data_loading, "EXPERIMENTS", {"digits_cnn": []})
+    result = data_loading.bench(epochs=1, repeats=1, max_batches=2)["digits_cnn"]
+    assert result["loader_samples_per_s"] > 0 and result["model_samples_per_s"] > 0
+    assert result["ratio"] == pytest.approx(result["loader_samples_per_s"] / result["model_samples_per_s"])
+
+
+def test_image_folder_fixture_is_a_loadable_image_folder(tmp_path: Path) -> None:
+    from datamodules.image_folder import ImageFolderDataModule
+
+    root = data_loading.make_image_folder(tmp_path / "images", classes=2, per_class=12, size=8)
+    dm = ImageFolderDataModule(root=str(root), image_size=(8, 8), batch_size=4, val_fraction=0.2, test_fraction=0.2)
+    dm.setup("fit")
+    assert dm.labels == ["class_0", "class_1"] and not dm.bad_records
+
+
+@pytest.mark.slow
+def test_startup_marker_and_imports() -> None:
+    assert startup.plain_to_first_step() > 0
+    assert 0 < startup.import_seconds("trainers.run") < 120
+    slowest = startup.top_imports("trainers.run")
+    assert slowest and {"module", "seconds"} <= set(slowest[0])
+
+
+def test_first_step_marker_is_missing_is_an_error() -> None:
+    with pytest.raises(RuntimeError, match="no first-step marker"):
+        startup._until_marker(["python3", "-c", "print('no marker here')"])
+
+
+@pytest.mark.slow
+def test_run_writes_json_and_markdown(tmp_path: Path) -> None:
+    report = run(quick=True, only={"training_overhead"}, results_dir=tmp_path)
+    assert report["sections"]["training_overhead"]["status"] == "ok", report["sections"]
+    saved = json.loads((tmp_path / "latest.json").read_text())
+    assert saved["machine"]["cores"] >= 1 and saved["machine"]["torch"]
+    table = (tmp_path / "latest.md").read_text()
+    assert "| train steps/s: digits_cnn |" in table and "| train steps/s: text_transformer |" in table
+
+
+def test_markdown_lists_failed_sections() -> None:
+    report = {"machine": {"cpu": "x", "cores": 2, "torch": "2", "torch_threads": 1, "python": "3", "device": "cpu"},
+              "started": "now", "sections": {"serving": {"status": "failed", "error": "RuntimeError: no java"}}}
+    assert "**serving** failed: RuntimeError: no java" in markdown(report)
