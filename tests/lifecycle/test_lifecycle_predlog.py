@@ -91,3 +91,29 @@ def test_planted_pii_never_reaches_the_log_file(exported_text, tmp_path, monkeyp
     assert "[EMAIL]" in joined and "[CARD]" in joined and "[PHONE]" in joined
     assert {"char_length", "token_count", "unk_rate", "logit_norm", "confidence"} <= set(records[0]["features"])
     assert records[0]["model"] == exported_text.name and records[0]["version"] == exported_text.version
+
+
+@pytest.mark.slow
+def test_text_drift_is_seen_in_handler_logs(exported_text, tmp_path, monkeypatch):
+    """Real handler logs (text features from the archive's own code) against the run's reference."""
+    from serving.monitoring.drift import DriftThresholds
+    from serving.monitoring.monitor import MonitorConfig, check_drift
+    from tests.serving.ts_inprocess import InProcessWorker
+
+    monkeypatch.setenv("SHIPYARD_PREDLOG_DIR", str(tmp_path / "predictions"))
+    monkeypatch.setenv("SHIPYARD_PREDLOG_RATE", "1.0")
+    worker = InProcessWorker(exported_text.mar, tmp_path / "worker")
+    rng = random.Random(0)
+    # a new client sends long strings of words the model never saw in training
+    texts = [" ".join("".join(rng.choice("qxzjkvw") for _ in range(7)) for _ in range(rng.randint(30, 60)))
+             for _ in range(40)]
+    for start in range(0, len(texts), 8):
+        code, _ = worker.predict([(json.dumps({"text": t}).encode(), "application/json") for t in texts[start:start + 8]])
+        assert code == 200
+    worker.handler.observer.log.flush()
+    worker.handler.observer.log.close()
+    result, files, _ = check_drift(MonitorConfig(reference=str(exported_text.run_dir), current=str(tmp_path / "predictions"),
+                                                 out=str(tmp_path / "report"), thresholds=DriftThresholds()))
+    drifted = {f.name for f in result.features if f.drifted}
+    assert result.drifted and {"oov_rate", "char_length"} <= drifted, drifted
+    assert json.loads(files["json"].read_text())["informational"][0]["name"] == "vocabulary"
