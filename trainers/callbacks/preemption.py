@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -127,8 +128,8 @@ class Preemption(Callback):
         requeued, detail = False, "not a Slurm job: resume with the same run_id and resume=auto"
         if trainer.is_global_zero:
             for old in self.checkpoint_dir.glob(f"{CHECKPOINT_PREFIX}*.ckpt"):
-                if old != path and old.is_file():
-                    old.unlink()  # the newest preemption checkpoint is the only one resume needs
+                if old != path:  # the newest preemption checkpoint is the only one resume needs
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
             if job_id and self.requeue:
                 requeued, detail = requeue_slurm_job(job_id)
                 if not requeued:
