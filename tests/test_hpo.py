@@ -30,6 +30,7 @@ def test_optuna_sweep_of_three_trials_writes_the_best_params(tmp_path):
     assert results["best_params"]["model.optimizer.lr"] in best_lrs
 
 
+@pytest.mark.slow
 def test_optuna_sweep_refuses_launcher_slurm(tmp_path):
     proc = run_entry("train.py", "-m", "hparams_search=digits_optuna", "launcher=slurm", "hydra.sweeper.n_trials=1",
                      "hydra/launcher=basic", f"paths.output_root={tmp_path}", f"hydra.sweep.dir={tmp_path}/s",
