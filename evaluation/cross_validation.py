@@ -1,7 +1,7 @@
 """K-fold cross-validation as a Hydra multirun: `python train.py +experiment=X cv.folds=5`.
 
-`cv.folds=K` switches Hydra into MULTIRUN (`hydra.mode`, conf/hydra/default.yaml) with the sweep
-`cv.fold=range(0,K)` (`hydra.sweeper.params`), so the K folds run with whatever launcher is configured:
+`cv.folds=K` switches Hydra into MULTIRUN (`hydra.mode`) with the sweep
+`cv.fold=range(0,K)` (`hydra.sweeper.params`, both in conf/train.yaml), so the K folds run with whatever launcher is configured:
 one after another here, as Slurm jobs with `hydra/launcher=submitit_slurm`. Each fold's datamodule
 takes its split from datamodules/cv.py. This callback records every finished fold next to the sweep
 (`<sweep dir>/cv/fold_K.json`, written by the job, wherever it ran) and, when the multirun ends,
@@ -27,13 +27,13 @@ def cv_mode(folds: Any) -> str | None:
     return "MULTIRUN" if folds not in (None, "", 0) else None
 
 
-def cv_sweep_params(folds: Any) -> str:
-    """hydra.sweeper.params["cv.fold"]: one job per fold when cv.folds is set, else the single value null."""
+def cv_sweep_params(folds: Any) -> dict[str, str]:
+    """hydra.sweeper.params: one job per fold when cv.folds is set, none otherwise (other sweeps unchanged)."""
     if folds in (None, "", 0):
-        return "null"
+        return {}
     if not isinstance(folds, int) or folds < 2:
         raise ValueError(f"cv.folds={folds!r}: use an integer >= 2")
-    return f"range(0,{folds})"
+    return {"cv.fold": f"range(0,{folds})"}
 
 
 def _fold_dir(config: DictConfig) -> Path:

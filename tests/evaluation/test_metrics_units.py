@@ -141,7 +141,7 @@ def test_cv_splits_partition_the_data() -> None:
 
 def test_cv_hydra_wiring_and_summary() -> None:
     assert cv_mode(None) is None and cv_mode(5) == "MULTIRUN"
-    assert cv_sweep_params(None) == "null" and cv_sweep_params(4) == "range(0,4)"
+    assert cv_sweep_params(None) == {} and cv_sweep_params(4) == {"cv.fold": "range(0,4)"}
     with pytest.raises(ValueError, match=">= 2"):
         cv_sweep_params(1)
     summary = summarize([{"fold": 0, "metrics": {"test/acc": 0.8}}, {"fold": 2, "metrics": {"test/acc": 0.9}}], 3)
