@@ -34,7 +34,6 @@ TOP_LEVEL_SCHEMA: dict[str, tuple[type, ...]] = {
     "resume": (str, type(None)), "test_after_fit": (bool,),
     "datamodule": (), "model": (), "trainer": (), "strategy": (), "callbacks": (), "logger": (), "paths": (),
     "evaluate": (bool,), "cv": (),
-    "evaluate": (bool,), "cv": (),
     "launcher": (), "slurm": (), "optimized_metric": (str, type(None)), "cost": (),
 }
 
@@ -158,10 +157,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith(("test/", "val/")))
         print(f"metrics: {shown}")
         print(f"run directory: {run_dir}")
-        if cfg.get("evaluate"):  # report, calibration.json, MODEL_CARD.md (evaluation/after_training.py)
-            from evaluation.after_training import evaluate_after_training
-
-            summary["evaluation"] = evaluate_after_training(cfg, run_dir)
         if cfg.get("evaluate"):  # report, calibration.json, MODEL_CARD.md (evaluation/after_training.py)
             from evaluation.after_training import evaluate_after_training
 
