@@ -148,7 +148,7 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", version: str = "1.
             atomic_write_json(export_dir / EXPORT_JSON, report)
             raise ParityError("; ".join(failures) + f" (details: {export_dir / EXPORT_JSON})")
         atomic_write_json(staging / "metadata.json",
-                          build_metadata(run_dir, ckpt, name, version, results, spec.temperature))
+                          build_metadata(run_dir, ckpt, name, version, spec.kind, results, spec.temperature))
         atomic_write_text(staging / "MODEL_CARD.md", ensure_model_card(run_dir).read_text())
         published = sorted(p.name for p in staging.iterdir())
         publish(staging, export_dir)

@@ -7,7 +7,11 @@ from typing import Any
 
 from trainers.rundir import now_iso, package_versions, read_json
 
-SERVING_PACKAGES = ("torch", "torchserve", "torch-model-archiver", "tokenizers", "pillow")
+SERVING_PACKAGES = ("torch", "torchserve", "torch-model-archiver", "tokenizers", "pillow", "pyyaml")
+# what a TorchServe host needs for the archive (no requirements.txt is shipped: an offline server could
+# not install it, and install_py_dep_per_model is off by default); pyyaml: TorchServe's own undeclared need
+HOST_REQUIREMENTS = {"image": ("torch", "torchserve", "pillow", "pyyaml"),
+                     "text": ("torch", "torchserve", "pillow", "pyyaml", "tokenizers")}
 
 
 def sha256_file(path: Path) -> str:
@@ -41,7 +45,13 @@ def versions() -> dict[str, str | None]:
     return found
 
 
-def build_metadata(run_dir: Path, checkpoint: Path, model_name: str, version: str,
+def host_requirements(kind: str) -> list[str]:
+    """Pinned packages a stock TorchServe host needs to serve this kind of archive."""
+    found = versions()
+    return [f"{name}=={found[name]}" if found.get(name) else name for name in HOST_REQUIREMENTS[kind]]
+
+
+def build_metadata(run_dir: Path, checkpoint: Path, model_name: str, version: str, kind: str,
                    targets: dict[str, Any], temperature: float) -> dict[str, Any]:
     """Run id, git revision, config hash, data fingerprint, metrics, versions, time, parity."""
     info = read_json(run_dir / "run.json")
@@ -62,4 +72,5 @@ def build_metadata(run_dir: Path, checkpoint: Path, model_name: str, version: st
         "targets": targets,
         "training_packages": info.get("packages"),
         "export_packages": versions(),
+        "host_requirements": host_requirements(kind),
     }

@@ -80,6 +80,7 @@ def test_metadata_names_run_git_config_data_and_metrics(exported_digits):
     assert meta["metrics"] == json.loads((exported_digits.run_dir / "metrics.json").read_text())
     assert meta["export_packages"]["torch"] == torch.__version__.split("+")[0]
     assert meta["checkpoint"]["sha256"] == _sha(Path(run["best_checkpoint"]))
+    assert [r.split("==")[0] for r in meta["host_requirements"]] == ["torch", "torchserve", "pillow", "pyyaml"]
 
 
 def test_archive_contents(exported_digits, exported_text):
