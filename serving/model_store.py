@@ -106,8 +106,12 @@ def load_failures(instance_dir: Path, name: str, version: str) -> int:
     return log.read_text(errors="replace").count(marker)
 
 
-def wait_ready(client: TorchServeClient, name: str, version: str, deadline: float, alive: Callable[[], bool]) -> None:
-    """Poll the management API until a worker of name/version is READY (`/ping` says Healthy too early)."""
+def wait_ready(client: TorchServeClient, name: str, version: str, deadline: float, alive: Callable[[], bool],
+               workers: int = 1) -> None:
+    """Poll the management API until `workers` workers of name/version are READY (`/ping` is Healthy too early).
+
+    TorchServe reports a worker that is still loading as UNLOADING; only READY ones take requests.
+    """
     states: list[str] = []
     while time.monotonic() < deadline:
         if not alive():
@@ -116,10 +120,11 @@ def wait_ready(client: TorchServeClient, name: str, version: str, deadline: floa
             raise ServingError(f"{name} {version}: the worker failed to load the model "
                                "(see model_log.log below); fix or re-export the archive")
         states = worker_states(client, name, version)
-        if "READY" in states:
+        if states.count("READY") >= workers:
             return
         time.sleep(0.25)
-    raise ServingError(f"{name} {version}: no worker READY before the deadline (worker states {states})")
+    raise ServingError(f"{name} {version}: {states.count('READY')} of {workers} workers READY before the deadline "
+                       f"(worker states {states}); raise server.start_timeout or check model_log.log below")
 
 
 def register_archive(client: TorchServeClient, mar: Path, settings: ModelSettings, deadline: float,
@@ -134,7 +139,7 @@ def register_archive(client: TorchServeClient, mar: Path, settings: ModelSetting
     client.register(url, info.name, workers=settings.workers, batch_size=settings.batch_size,
                     max_batch_delay=settings.max_batch_delay, response_timeout=settings.response_timeout,
                     startup_timeout=settings.startup_timeout)
-    wait_ready(client, info.name, info.version, deadline, alive)
+    wait_ready(client, info.name, info.version, deadline, alive, workers=settings.workers)
     return info
 
 
