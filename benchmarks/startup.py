@@ -80,22 +80,18 @@ def import_seconds(module: str) -> float:
 
 
 def top_imports(module: str, n: int = 8) -> list[dict[str, Any]]:
-    """The slowest top-level packages under `python -X importtime -c 'import module'` (cumulative seconds)."""
+    """Where `import module` spends its time: self time of `python -X importtime` summed per top-level package."""
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], cwd=REPO, env=_env(),
                           capture_output=True, text=True, check=True)
-    cumulative: dict[str, float] = {}
+    per_package: dict[str, float] = {}
     for line in proc.stderr.splitlines():
         parts = line.split("|")
-        if len(parts) != 3 or not parts[1].strip().isdigit():
+        self_us = parts[0].rsplit(":", 1)[-1].strip() if len(parts) == 3 else ""
+        if not self_us.isdigit():
             continue
-        name = parts[2].rstrip()
-        if name.startswith("  ") and not name.startswith("   "):  # depth-1 imports only: their totals don't overlap
-            pass
-        top = name.strip().split(".")[0]
-        indent = len(name) - len(name.lstrip())
-        if indent == 1:
-            cumulative[top] = cumulative.get(top, 0.0) + int(parts[1]) / 1e6
-    ranked = sorted(cumulative.items(), key=lambda kv: -kv[1])[:n]
+        package = parts[2].strip().split(".")[0]
+        per_package[package] = per_package.get(package, 0.0) + int(self_us) / 1e6
+    ranked = sorted(per_package.items(), key=lambda kv: -kv[1])[:n]
     return [{"module": k, "seconds": round(v, 3)} for k, v in ranked]
 
 
