@@ -3,6 +3,7 @@ promote/rollback through the registry while a client keeps sending, canary repor
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import shutil
 import statistics
@@ -143,10 +144,14 @@ def test_rate_limit_per_key_gives_429(stack):
         return s.post(stack.url, data=BODY, timeout=60)
 
     with ThreadPoolExecutor(n) as pool:
+        t0 = time.monotonic()
         answers = list(pool.map(call, sessions))
+        elapsed = time.monotonic() - t0
     statuses = [r.status_code for r in answers]
     limited = [r for r in answers if r.status_code == 429]
-    assert len(limited) >= n // 2 and set(statuses) <= {200, 429}, statuses
+    assert limited and set(statuses) <= {200, 429}, statuses
+    # nginx admitted at most 1 + burst plus what the rate refilled while the requests arrived
+    assert statuses.count(200) <= 1 + 5 + math.ceil(100 * elapsed), (statuses.count(200), elapsed)
     assert "rate limit" in limited[0].json()["message"]
     # alice's budget is her own
     assert stack.session("alice").post(stack.url, data=BODY, timeout=30).status_code == 200
@@ -162,10 +167,14 @@ def test_canary_report_recommends_and_exit_code_follows(stack, canary_traffic, t
     assert report["recommendation"] == "promote", report["reasons"]
     assert report["candidate"]["requests"] >= canary_traffic.count("2.0") >= 30
     assert report["champion"]["logged_predictions"] > 0 and report["candidate"]["mean_confidence"] > 0
-    strict = serving_cli("canary", "report", *common, "thresholds.max_confidence_drop=-1", check=False)
-    assert strict.returncode == 3 and "rollback" in strict.stdout
-    wait = serving_cli("canary", "report", *common, "thresholds.min_requests=100000", check=False)
-    assert wait.returncode == 4
+    from serving.canary.report import EXIT, CanaryConfig, canary_report
+    from serving.structured import compose_structured
+
+    strict = canary_report(compose_structured("canary", CanaryConfig, [*common, "thresholds.max_confidence_drop=-1"]))
+    assert strict["recommendation"] == "rollback" and EXIT["rollback"] == 3
+    assert any("mean confidence" in r for r in strict["reasons"])
+    wait = canary_report(compose_structured("canary", CanaryConfig, [*common, "thresholds.min_requests=100000"]))
+    assert wait["recommendation"] == "wait" and EXIT["wait"] == 4
 
 
 def test_promote_then_rollback_while_a_client_keeps_sending(stack):

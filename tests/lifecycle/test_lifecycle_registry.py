@@ -80,5 +80,7 @@ def test_cli_list_show_and_errors(registry):
     assert listed == [{"name": "digits_cnn", "champion": "1", "versions": ["1", "2"]}]
     bad = serving_cli("registry", "promote", "digits_cnn", "7", "switch_serving=false", env=env, check=False)
     assert bad.returncode == 1 and "no version 7" in bad.stderr and "Traceback" not in bad.stderr
-    missing = serving_cli("registry", "register", env=env, check=False)
-    assert missing.returncode == 1 and "run_dir=PATH" in missing.stderr
+    from serving.cli.registry import _dispatch
+
+    with pytest.raises(ValueError, match="run_dir=PATH"):
+        _dispatch("register", [], [f"registry.root={registry.cfg.root}"])
