@@ -28,6 +28,9 @@ COMMON = [
     "callbacks.throughput=null", "callbacks.lr_monitor=null", "datamodule.max_length=32",
     "evaluate=false", "model.net.dropout=0.0", "+model.net.config.hidden_dropout_prob=0.0",
     "+model.net.config.attention_probs_dropout_prob=0.0", "model.net.config.intermediate_size=256",
+    "model.scheduler=null",  # constant LR: a resumed second epoch must equal an uninterrupted one
+    # keep the newest state every epoch: Lightning 2.6 refreshes last.ckpt only when a top-k save happened
+    "callbacks.model_checkpoint.monitor=null",
 ]
 # strategy name → (extra overrides, processes)
 RUNS: dict[str, tuple[list[str], int]] = {
@@ -40,6 +43,9 @@ RUNS: dict[str, tuple[list[str], int]] = {
     "deepspeed_stage_3_offload": (["strategy=deepspeed_stage_3_offload", "trainer.devices=2",
                                    f"datamodule.batch_size={GLOBAL_BATCH // 2}"], 2),
 }
+# resume: ZeRO-3's folder checkpoint continued for a 2nd epoch vs one process training 2 epochs straight
+RESUMED = "deepspeed_stage_3_resumed"
+STRAIGHT = "single_two_epochs"
 MULTINODE = "ddp_two_nodes"  # DDP across two torchrun launchers (node ranks 0 and 1), one process each
 RDZV_ID = "shipyard-two-nodes"
 
@@ -110,7 +116,13 @@ class Runs:
         return self.done[name]
 
     def _train(self, name: str) -> list[str]:
-        extra, _ = RUNS[name]
+        if name == STRAIGHT:
+            extra = [*RUNS["single"][0], "trainer.max_epochs=2"]
+        elif name == RESUMED:
+            first = self.get("deepspeed_stage_3").run_dir / "checkpoints" / "last.ckpt"
+            extra = [*RUNS["deepspeed_stage_3"][0], "trainer.max_epochs=2", f"ckpt_path={first}"]
+        else:
+            extra = RUNS[name][0]
         # no run_id: rank 0 resolves a timestamp; the ranks Lightning starts must land in the same directory
         cmd = [sys.executable, str(REPO / "train.py"), *COMMON, *extra, f"paths.output_root={self.base / name}"]
         proc = subprocess.run(cmd, cwd=REPO, env=run_env(), capture_output=True, text=True, timeout=600)

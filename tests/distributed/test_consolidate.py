@@ -74,3 +74,21 @@ def test_unknown_folder_is_a_clear_error(tmp_path):
         checkpoint_kind(tmp_path)
     with pytest.raises(FileNotFoundError):
         load_net_state_dict(tmp_path / "missing.ckpt")
+
+
+@pytest.mark.slow
+def test_zero3_folder_resumes_to_the_uninterrupted_result(strategy_runs):
+    from tests.distributed.runs import RESUMED, STEPS, STRAIGHT
+
+    first = strategy_runs.get("deepspeed_stage_3").run_dir / "checkpoints" / "last.ckpt"
+    resumed = strategy_runs.get(RESUMED)
+    info = resumed.run_json()
+    assert info["attempts"][0]["resumed_from"] == str(first) and info["global_step"] == 2 * STEPS
+    straight = strategy_runs.get(STRAIGHT)
+    batch = fixed_batch(straight.run_dir, GLOBAL_BATCH)
+    want, want_logits = loss_and_logits(plain_net(straight.run_dir, straight.run_dir / "checkpoints" / "last.ckpt"), batch)
+    got, got_logits = loss_and_logits(plain_net(resumed.run_dir, resumed.run_dir / "checkpoints" / "last.ckpt"), batch)
+    # weights and Adam moments came back from the partitioned folder: the second epoch continues exactly
+    assert got == pytest.approx(want, rel=2e-3) and torch.allclose(got_logits, want_logits, atol=5e-3), (got, want)
+    after_first, _ = loss_and_logits(plain_net(resumed.run_dir, first), batch)
+    assert abs(after_first - want) > 10 * 2e-3 * want  # the second epoch changed the result measurably
