@@ -162,6 +162,16 @@ class Gateway:
         self._wait_new_workers(old_generation)
         return state
 
+    def reconfigure(self, cfg: GatewayConfig) -> dict[str, Any]:
+        """Apply new settings (rate limit, body cap, key source, TLS files) to the running gateway by a reload."""
+        if cfg.dir != self.dir:
+            raise ServingError(f"reconfigure: {cfg.dir} is not this gateway's folder {self.dir}")
+        self.cfg = cfg
+        state = self.state()
+        state["config"] = asdict(cfg)
+        atomic_write_json(self.state_path, state)
+        return self.reload()
+
     def _generation(self) -> set[int]:
         import psutil
 
