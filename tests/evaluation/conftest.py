@@ -38,8 +38,8 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """text_minilm fine-tuned for a few batches (evaluation left to the test)."""
+    """text_transformer (the small from-config transformer) trained a few batches; evaluation left to the test."""
     root = tmp_path_factory.mktemp("eval_text")
-    run_entry("train.py", "+experiment=text_minilm", f"paths.output_root={root}", "run_id=tiny",
+    run_entry("train.py", "+experiment=text_transformer", f"paths.output_root={root}", "run_id=tiny",
               "trainer.max_epochs=1", "trainer.limit_train_batches=4", "callbacks.progress_bar=null", "evaluate=false")
-    return root / "text_minilm" / "tiny"
+    return root / "text_transformer" / "tiny"
