@@ -19,9 +19,9 @@ from trainers.rundir import atomic_write_text
 
 NOT_EVALUATED = "_Not evaluated yet — run `python evaluate.py run_dir=RUN_DIR`._"
 DEFAULT_USE = {
-    "image": "Classifies a single image into one of the labels below. Inputs must look like the training "
+    "image": "Classifies a single image into one of the labels listed under Model details. Inputs must look like the training "
              "images (same kind of subject, size and colour mode after the served preprocessing).",
-    "text": "Classifies a short piece of text into one of the labels below. Inputs must be in the language "
+    "text": "Classifies a short piece of text into one of the labels listed under Model details. Inputs must be in the language "
             "and register of the training texts; longer texts are truncated to the tokenizer's max length.",
 }
 DEFAULT_LIMITATIONS = [
