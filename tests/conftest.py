@@ -13,6 +13,9 @@ from omegaconf import DictConfig, open_dict
 
 from trainers.resolvers import register
 
+# session fixtures shared by serving, scoring and lifecycle tests: defined once so each trains once
+pytest_plugins = ["tests.exported_runs"]
+
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run_entry
-from tests.serving.conftest import ExportedRun, exported_digits, exported_text  # noqa: F401 (fixtures)
+from tests.exported_runs import ExportedRun
 
 
 @pytest.fixture(scope="session")
-def digits_v2(exported_digits: ExportedRun, tmp_path_factory: pytest.TempPathFactory) -> ExportedRun:  # noqa: F811
+def digits_v2(exported_digits: ExportedRun, tmp_path_factory: pytest.TempPathFactory) -> ExportedRun:
     """The same trained run exported again as version 2.0 (a second immutable registry/serving version)."""
     dest = tmp_path_factory.mktemp("digits_v2") / "digits_cnn" / "v2run"
     shutil.copytree(exported_digits.run_dir, dest, ignore=shutil.ignore_patterns("export", "monitoring"))

@@ -16,7 +16,7 @@ from serving.package import HANDLERS_DIR, HELPER_FILES, validate_version
 from serving.parity import ParityError
 from serving.run_loading import ExportError, build_net, resolve_checkpoint, validation_batches
 from tests.conftest import run_entry
-from tests.serving.conftest import copy_run
+from tests.exported_runs import copy_run
 from tests.serving.isolation import BLOCKED_SERVING_HOST, run_isolated
 
 

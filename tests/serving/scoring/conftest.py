@@ -1,6 +1,6 @@
 """Scoring fixtures: digit PNGs and ticket texts (generated once per session), planted bad records, helpers.
 
-The trained + exported models come from `tests/serving/conftest.py` (`exported_digits`, `exported_text`),
+The trained + exported models come from `tests/exported_runs.py` (`exported_digits`, `exported_text`),
 shared with the serving tests: nothing is trained twice.
 """
 from __future__ import annotations

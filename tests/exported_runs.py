@@ -1,0 +1,78 @@
+"""Session fixtures (registered as a plugin by tests/conftest.py): one tiny trained + exported run per input kind.
+
+    def test_something(exported_digits):          # or exported_text
+        exported_digits.run_dir / exported_digits.model_pt / exported_digits.mar ...
+
+Each is trained ONCE per pytest session (digits_cnn: 2 short epochs; text_transformer: 1 short
+epoch) and exported with `python export.py` (parity on, version 1.0, `.mar` built). Treat the
+folders as read-only: tests that export again (other versions, overwrite, ...) copy the run first
+with `copy_run(exported.run_dir, tmp_path)`.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run_entry
+
+# evaluate=false: evaluation after training (report, calibration, explanations) is not what these fixtures are for
+QUIET = ["callbacks.progress_bar=null", "trainer.enable_model_summary=false", "logger=csv", "evaluate=false"]
+
+
+@dataclass(frozen=True)
+class ExportedRun:
+    """Paths of a trained run and of what `python export.py` wrote for it."""
+
+    run_dir: Path
+    export_dir: Path        # run_dir/export: model.pt, model.pt2, preprocess.json, tokenizer/, export.json ...
+    model_pt: Path          # TorchScript (what the handlers load)
+    mar: Path               # export/archives/<version>/<name>.mar
+    name: str               # model name inside TorchServe (= experiment name)
+    version: str
+    kind: str               # "image" | "text"
+
+    @property
+    def export_json(self) -> dict:
+        """The export report (parity figures, files, targets)."""
+        return json.loads((self.export_dir / "export.json").read_text())
+
+
+def train_and_export(output_root: Path, experiment: str, train_args: list[str], run_id: str = "fixture",
+                     version: str = "1.0") -> ExportedRun:
+    """Train a tiny run with train.py and export it with export.py (both as real subprocesses)."""
+    run_entry("train.py", f"+experiment={experiment}", f"paths.output_root={output_root}", f"run_id={run_id}",
+              *QUIET, *train_args)
+    run_dir = output_root / experiment / run_id
+    run_entry("export.py", f"run_dir={run_dir}", f"version={version}", "parity.batches=2")
+    export_dir = run_dir / "export"
+    report = json.loads((export_dir / "export.json").read_text())
+    return ExportedRun(run_dir=run_dir, export_dir=export_dir, model_pt=export_dir / "model.pt",
+                       mar=export_dir / report["archive"]["path"], name=report["model_name"], version=version,
+                       kind=report["kind"])
+
+
+def copy_run(run_dir: Path, dest_root: Path) -> Path:
+    """A private copy of a run directory (without its export/) for tests that export it again."""
+    dest = dest_root / run_dir.name
+    shutil.copytree(run_dir, dest, ignore=shutil.ignore_patterns("export"))
+    return dest
+
+
+@pytest.fixture(scope="session")
+def exported_digits(tmp_path_factory: pytest.TempPathFactory) -> ExportedRun:
+    """digits_cnn, 2 epochs of 10 batches, exported as digits_cnn v1.0."""
+    root = tmp_path_factory.mktemp("exported_digits")
+    return train_and_export(root, "digits_cnn", ["trainer.max_epochs=2", "trainer.limit_train_batches=10",
+                                                 "trainer.limit_val_batches=2", "trainer.limit_test_batches=2"])
+
+
+@pytest.fixture(scope="session")
+def exported_text(tmp_path_factory: pytest.TempPathFactory) -> ExportedRun:
+    """text_transformer (2-layer BERT, MiniLM tokenizer), 1 epoch of 4 batches, exported as v1.0."""
+    root = tmp_path_factory.mktemp("exported_text")
+    return train_and_export(root, "text_transformer", ["trainer.max_epochs=1", "trainer.limit_train_batches=4",
+                                                       "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"])
