@@ -22,8 +22,10 @@ services: env  ## install and start what the tests need (Slurm cluster, nginx, p
 services-down:
 	@bash scripts/services.sh down
 
+# one intra-op thread: tests run beside TorchServe, Slurm daemons and worker processes on 2 cores, where
+# torch's spinning thread pools slow small models by 20x (benchmarks/results/PROFILE.md)
 test: env services  ## the whole suite, slow tests included (CI runs exactly this)
-	@set -o pipefail; status=0; $(PY) -m pytest -q $(PYTEST_ARGS) || status=$$?; bash scripts/services.sh down; exit $$status
+	@set -o pipefail; status=0; OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q $(PYTEST_ARGS) || status=$$?; bash scripts/services.sh down; exit $$status
 
 test-fast: env  ## the suite without slow tests and without services
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
