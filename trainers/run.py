@@ -85,7 +85,9 @@ def write_run_start(run_dir: Path, cfg: DictConfig, datamodule: Any, resumed_fro
 
 
 def _checkpoint_callback(trainer: Trainer) -> ModelCheckpoint | None:
-    return trainer.checkpoint_callback if isinstance(trainer.checkpoint_callback, ModelCheckpoint) else None
+    """The callback that keeps the best checkpoint: the first one with a monitored metric, else the first."""
+    callbacks = trainer.checkpoint_callbacks
+    return next((c for c in callbacks if c.monitor), callbacks[0] if callbacks else None)
 
 
 def evaluate_best(trainer: Trainer, model: LightningModule, datamodule: LightningDataModule) -> dict[str, float]:
@@ -149,7 +151,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             fit_wall_seconds=round(wall, 2),
             best_checkpoint=callback.best_model_path if callback else None,
             best_score=float(callback.best_model_score) if callback and callback.best_model_score is not None else None,
-            last_checkpoint=str(Path(callback.dirpath) / "last.ckpt") if callback and callback.save_last else None,
+            last_checkpoint=str(last) if (last := run_dir / "checkpoints" / "last.ckpt").exists() else None,
             global_step=trainer.global_step,
             epochs=trainer.current_epoch,
         )
