@@ -12,7 +12,6 @@ from datamodules.preprocessing import SPEC_FILENAME, PreprocessSpec
 from trainers.rundir import is_complete_checkpoint, read_json
 
 CALIBRATION_FILE = "calibration.json"  # written by evaluation: {"temperature": float}
-NET_PREFIX = "net."
 
 
 class ExportError(RuntimeError):
@@ -46,28 +45,20 @@ def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
     if not path.exists():
         raise ExportError(f"checkpoint {path} does not exist (checkpoint={checkpoint}); "
                           f"available: {sorted(p.name for p in (run_dir / 'checkpoints').glob('*.ckpt'))}")
-    if path.is_dir():
-        raise ExportError(f"checkpoint {path} is a sharded (DeepSpeed/FSDP) directory: consolidate it first with "
-                          "`python -m lightning.pytorch.utilities.deepspeed` / zero_to_fp32, then pass the file")
-    if not is_complete_checkpoint(path):
-        raise ExportError(f"checkpoint {path} is not a complete checkpoint (truncated or corrupt)")
+    if not is_complete_checkpoint(path):  # a DeepSpeed/FSDP folder is complete once its COMPLETE marker exists
+        raise ExportError(f"checkpoint {path} is not a complete checkpoint (truncated or corrupt, or a sharded "
+                          "folder without its COMPLETE marker)")
     return path
 
 
 def net_state_dict(checkpoint: Path) -> dict[str, torch.Tensor]:
-    """The inner net's weights (`net.*` keys of a Lightning checkpoint, prefix stripped)."""
+    """The inner net's fp32 weights from a Lightning file, or a DeepSpeed/FSDP2 folder (consolidated)."""
+    from trainers.consolidate import load_net_state_dict
+
     try:
-        blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unpickling problem is reported the same way
+        return load_net_state_dict(checkpoint)
+    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
         raise ExportError(f"cannot read checkpoint {checkpoint}: {type(err).__name__}: {err}") from err
-    state = blob.get("state_dict", blob) if isinstance(blob, dict) else None
-    if not isinstance(state, dict):
-        raise ExportError(f"{checkpoint} holds no state_dict")
-    weights = {k[len(NET_PREFIX):]: v for k, v in state.items() if k.startswith(NET_PREFIX)}
-    if not weights:
-        raise ExportError(f"{checkpoint} has no '{NET_PREFIX}*' weights; its keys start with "
-                          f"{sorted({k.split('.')[0] for k in state})}")
-    return weights
 
 
 def build_net(cfg: DictConfig, checkpoint: Path) -> torch.nn.Module:

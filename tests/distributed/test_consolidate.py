@@ -92,3 +92,20 @@ def test_zero3_folder_resumes_to_the_uninterrupted_result(strategy_runs):
     assert got == pytest.approx(want, rel=2e-3) and torch.allclose(got_logits, want_logits, atol=5e-3), (got, want)
     after_first, _ = loss_and_logits(plain_net(resumed.run_dir, first), batch)
     assert abs(after_first - want) > 10 * 2e-3 * want  # the second epoch changed the result measurably
+
+
+@pytest.mark.slow
+def test_export_reads_a_deepspeed_folder_checkpoint(strategy_runs, tmp_path):
+    """export.py consolidates a ZeRO folder itself: TorchScript equal to the consolidated plain net."""
+    import shutil
+
+    from tests.conftest import run_entry
+
+    run = strategy_runs.get("deepspeed_stage_2")
+    dest = tmp_path / "run"
+    shutil.copytree(run.run_dir, dest)
+    run_entry("export.py", f"run_dir={dest}", "package=false", "targets=[torchscript]", "parity.batches=1")
+    report = json.loads((dest / "export" / "export.json").read_text())
+    assert report["targets"]["torchscript"]["status"] == "exported"
+    assert report["targets"]["torchscript"]["parity"]["max_abs_diff"] <= 1e-4
+    assert os.path.isdir(report["checkpoint"])
