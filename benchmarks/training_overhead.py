@@ -66,8 +66,8 @@ def ours_steps_per_s(experiment: str, root: Path, tag: str, extra: list[str] = (
     cfg = compose_train([
         f"+experiment={experiment}", f"run_id=bench_{tag}", f"trainer.max_steps={warmup + timed}",
         "trainer.max_epochs=100000", "test_after_fit=false", "evaluate=false",
-        # never stop early; strict=false: a max_steps inside an epoch ends before that epoch's validation
-        "callbacks.early_stopping.patience=100000", "+callbacks.early_stopping.strict=false",
+        # never stop early (conf: strict=false, a max_steps inside an epoch ends before its validation)
+        "callbacks.early_stopping.patience=100000",
         "+callbacks.bench_timer._target_=benchmarks.training_overhead.StepTimer",
         f"+callbacks.bench_timer.warmup_steps={warmup}", f"+callbacks.bench_timer.out={out}", *extra,
     ], root)
