@@ -38,15 +38,7 @@ def file_records(root: Path, paths: list[Path]) -> dict[str, dict[str, Any]]:
 
 def versions() -> dict[str, str | None]:
     """Training-side and serving-side package versions of the exporting environment."""
-    from importlib import metadata
-
-    found = package_versions()
-    for name in SERVING_PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = None
-    return found
+    return {**package_versions(), **package_versions(SERVING_PACKAGES)}
 
 
 def host_requirements(kind: str) -> list[str]:

@@ -78,10 +78,10 @@ def git_revision(repo: str | Path = ".") -> dict[str, Any]:
         return {"revision": None, "dirty": None}
 
 
-def package_versions() -> dict[str, str | None]:
-    """Versions of the packages that decide what a run computes."""
+def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str | None]:
+    """Installed versions of `names` (default: the packages that decide what a run computes); None if absent."""
     out: dict[str, str | None] = {}
-    for name in TRACKED_PACKAGES:
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
