@@ -10,7 +10,6 @@ aggregates them into `<sweep dir>/cv_summary.json` and `cv_summary.md` (per fold
 from __future__ import annotations
 
 import json
-import os
 import statistics
 from pathlib import Path
 from typing import Any
@@ -43,17 +42,7 @@ def _fold_dir(config: DictConfig) -> Path:
 class CrossValidationCallback(Callback):
     """Per-fold records on job end; cv_summary.{json,md} on multirun end (only when cv.folds is set)."""
 
-    def __init__(self) -> None:
-        self._last_run_id: str | None = None
-
-    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # train() exports SHIPYARD_RUN_ID for the ranks it starts; in a multirun whose jobs share this process
-        # (the basic launcher) the next job must resolve its own run id, not inherit the previous job's
-        if self._last_run_id is not None and os.environ.get("SHIPYARD_RUN_ID") == self._last_run_id:
-            del os.environ["SHIPYARD_RUN_ID"]
-
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        self._last_run_id = os.environ.get("SHIPYARD_RUN_ID")
         cv = config.get("cv")
         if not cv or not cv.get("folds") or cv.get("fold") is None:
             return

@@ -104,10 +104,23 @@ def evaluate_best(trainer: Trainer, model: LightningModule, datamodule: Lightnin
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit and test one configured run; returns its summary (also written to the run directory)."""
+    # ranks that Lightning starts during fit share this run directory; restored afterwards so that the
+    # next job of an in-process multirun (or any later train() call) resolves its own run id
+    previous = os.environ.get(RUN_ID_ENV)
+    os.environ[RUN_ID_ENV] = str(cfg.run_id)
+    try:
+        return _train(cfg)
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_ID_ENV, None)
+        else:
+            os.environ[RUN_ID_ENV] = previous
+
+
+def _train(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
     seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.run_dir)
-    os.environ[RUN_ID_ENV] = str(cfg.run_id)  # ranks that Lightning starts share this run directory
 
     datamodule = instantiate(cfg.datamodule)
     datamodule.setup("fit")
