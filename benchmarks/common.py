@@ -1,4 +1,4 @@
-"""Shared pieces of the benchmarks: the machine, medians of repeats, composing train.py's config."""
+"""Shared pieces of the benchmarks: the machine and medians of interleaved repeats."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parent.parent
-CONF = REPO / "conf"
 
 
 def cpu_model() -> str:
@@ -58,22 +57,3 @@ def interleaved(fns: dict[str, Callable[[], float]], repeats: int) -> dict[str, 
         for key, fn in fns.items():
             values[key].append(fn())
     return {k: {"median": statistics.median(v), "values": [round(x, 4) for x in v]} for k, v in values.items()}
-
-
-def compose_train(overrides: list[str], output_root: Path) -> Any:
-    """The config `python train.py <overrides>` would run (Hydra compose), outputs under output_root."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    from trainers.resolvers import register
-
-    register()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, f"paths.output_root={output_root}"], return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.common import compose_train
+from trainers.compose import compose_train
 
 # experiment → extra overrides; imagefolder_cnn gets a generated folder of PNGs
 EXPERIMENTS: dict[str, list[str]] = {"digits_cnn": [], "text_transformer": [], "imagefolder_cnn": []}

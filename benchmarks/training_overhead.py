@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from benchmarks.common import compose_train, interleaved
+from benchmarks.common import interleaved
+from trainers.compose import compose_train
 
 # per experiment: warm-up steps (about one epoch) and timed steps
 STEPS: dict[str, tuple[int, int]] = {"digits_cnn": (20, 160), "text_transformer": (11, 55)}  # whole epochs (20, 11 batches)

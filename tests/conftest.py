@@ -1,4 +1,4 @@
-"""Shared fixtures: compose configs like train.py does, run entry points as real subprocesses."""
+"""Shared test helpers: run entry points as real subprocesses, require services (never skipped under CI)."""
 from __future__ import annotations
 
 import os
@@ -7,9 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
 
 from trainers.resolvers import register
 
@@ -25,19 +22,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # train.py evaluates every run (evaluate.py) by default; tests opt in with evaluate=true where they check it
 os.environ.setdefault("SHIPYARD_EVALUATE", "false")
-
-
-def compose_train(overrides: list[str], output_root: Path) -> DictConfig:
-    """The config train.py would see for these overrides (outputs under output_root)."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, f"paths.output_root={output_root}"], return_hydra_config=True)
-    from hydra.core.hydra_config import HydraConfig
-
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
 
 
 def run_entry(script: str, *args: str, cwd: Path = REPO, env: dict | None = None, timeout: int = 600,

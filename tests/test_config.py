@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import EXPERIMENTS, compose_train, run_entry
+from tests.conftest import EXPERIMENTS, run_entry
+from trainers.compose import compose_train
 from trainers.config_check import ConfigError
 from trainers.run import check_config
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from tests.conftest import compose_train
+from trainers.compose import compose_train
 from trainers.resolvers import RUN_ID_ENV
 from trainers.run import train
 

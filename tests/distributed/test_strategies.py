@@ -11,7 +11,8 @@ import json
 import pytest
 import torch
 
-from tests.conftest import compose_train, run_entry
+from tests.conftest import run_entry
+from trainers.compose import compose_train
 from tests.distributed.runs import GLOBAL_BATCH, MULTINODE, NAME, RUNS, STEPS
 from tests.distributed.evaluation import fixed_batch, loss_and_logits, plain_net
 from trainers.config_check import ConfigError

@@ -11,7 +11,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.conftest import compose_train
+from trainers.compose import compose_train
 from tests.slurm.conftest import TINY_DDP, submit_train, wait_for_job
 from trainers.config_check import ConfigError
 from trainers.slurm import SlurmResources, parse_time
