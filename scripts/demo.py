@@ -1,7 +1,7 @@
 """`make demo`: the main job end to end on bundled data.
 
 train digits_cnn → export (TorchScript + torch.export, parity checked) → package v1.0 (.mar) → start a
-real TorchServe (instance `demo`, token auth on) → predict the PNG digits in data/digits_samples/ over
+real TorchServe (instance `demo-<run id>`, token auth on) → predict the PNG digits in data/digits_samples/ over
 HTTP with the inference token → print the answers → stop the server (always, also on failure).
 """
 from __future__ import annotations
@@ -50,13 +50,14 @@ def export(run_dir: Path) -> Path:
     return mar
 
 
-def serve_and_predict(mar: Path) -> int:
+def serve_and_predict(mar: Path, instance_name: str) -> int:
     """Start TorchServe with the archive, predict every sample digit over HTTP, always stop it."""
     from serving.client import ServingError
     from serving.server import TorchServeInstance
     from serving.server_config import compose_serve_config
 
-    instance = TorchServeInstance(compose_serve_config(["instance=demo"]))
+    # one server instance per demo run: its model store never holds another run's digits_cnn 1.0
+    instance = TorchServeInstance(compose_serve_config([f"instance={instance_name}"]))
     samples = sorted(SAMPLES.glob("*.png"))
     correct = 0
     try:
@@ -84,7 +85,7 @@ def serve_and_predict(mar: Path) -> int:
 def main() -> int:
     """Train, export, serve, predict, stop."""
     run_dir = train()
-    return serve_and_predict(export(run_dir))
+    return serve_and_predict(export(run_dir), f"demo-{run_dir.name}")
 
 
 if __name__ == "__main__":
