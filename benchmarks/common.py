@@ -57,3 +57,22 @@ def interleaved(fns: dict[str, Callable[[], float]], repeats: int) -> dict[str, 
         for key, fn in fns.items():
             values[key].append(fn())
     return {k: {"median": statistics.median(v), "values": [round(x, 4) for x in v]} for k, v in values.items()}
+
+
+def plain_parts(experiment: str, overrides: list[str], root: Path) -> tuple[Any, Any, Any, Any]:
+    """What a hand-written loop needs from train.py's config: (cfg, set-up datamodule, net, optimizer), seeded."""
+    from hydra.utils import instantiate
+    from lightning.pytorch import seed_everything
+    from omegaconf import open_dict
+
+    from trainers.compose import compose_train
+
+    cfg = compose_train([f"+experiment={experiment}", *overrides], root)
+    seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.datamodule)
+    datamodule.setup("fit")
+    with open_dict(cfg):
+        cfg.model.num_classes = datamodule.num_classes
+    net = instantiate(cfg.model.net)
+    optimizer = instantiate(cfg.model.optimizer)(params=net.parameters())
+    return cfg, datamodule, net, optimizer

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from trainers.compose import compose_train
+from benchmarks.common import plain_parts
 
 # experiment → extra overrides; imagefolder_cnn gets a generated folder of PNGs
 EXPERIMENTS: dict[str, list[str]] = {"digits_cnn": [], "text_transformer": [], "imagefolder_cnn": []}
@@ -33,20 +33,6 @@ def make_image_folder(root: Path, classes: int = 3, per_class: int = 80, size: i
             pixels[..., c] += 100  # a class signal in one channel
             Image.fromarray(pixels.numpy(), mode="RGB").save(folder / f"{i}.png")
     return root
-
-
-def _datamodule_and_model(experiment: str, overrides: list[str], root: Path) -> tuple[Any, Any, Any]:
-    from hydra.utils import instantiate
-    from omegaconf import open_dict
-
-    cfg = compose_train([f"+experiment={experiment}", "run_id=bench_data", *overrides], root)
-    datamodule = instantiate(cfg.datamodule)
-    datamodule.setup("fit")
-    with open_dict(cfg):
-        cfg.model.num_classes = datamodule.num_classes
-    net = instantiate(cfg.model.net)
-    optimizer = instantiate(cfg.model.optimizer)(params=net.parameters())
-    return datamodule, net, optimizer
 
 
 def loader_samples_per_s(loader: Any, epochs: int) -> float:
@@ -91,7 +77,7 @@ def bench(epochs: int = 3, repeats: int = 3, max_batches: int = 8) -> dict[str, 
         for experiment, overrides in EXPERIMENTS.items():
             if experiment == "imagefolder_cnn":
                 overrides = [*overrides, f"datamodule.root={folder}"]
-            datamodule, net, optimizer = _datamodule_and_model(experiment, overrides, root)
+            _, datamodule, net, optimizer = plain_parts(experiment, ["run_id=bench_data", *overrides], root)
             loader = datamodule.train_dataloader()
             loader_rate = loader_samples_per_s(loader, epochs)
             batches = [b for _, b in zip(range(max_batches), loader)]

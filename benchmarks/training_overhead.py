@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from benchmarks.common import interleaved
+from benchmarks.common import interleaved, plain_parts
 from trainers.compose import compose_train
 
 # per experiment: warm-up steps (about one epoch) and timed steps
@@ -80,18 +80,9 @@ def ours_steps_per_s(experiment: str, root: Path, tag: str, extra: list[str] = (
 def plain_steps_per_s(experiment: str, root: Path, extra: list[str] = ()) -> float:
     """The same work as a hand-written loop: net, optimizer, scheduler and loader built from the same config."""
     from hydra.utils import instantiate
-    from lightning.pytorch import seed_everything
-    from omegaconf import open_dict
 
     warmup, timed = STEPS[experiment]
-    cfg = compose_train([f"+experiment={experiment}", "run_id=bench_plain", *extra], root)
-    seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.datamodule)
-    datamodule.setup("fit")
-    with open_dict(cfg):
-        cfg.model.num_classes = datamodule.num_classes
-    net = instantiate(cfg.model.net)
-    optimizer = instantiate(cfg.model.optimizer)(params=net.parameters())
+    cfg, datamodule, net, optimizer = plain_parts(experiment, ["run_id=bench_plain", *extra], root)
     scheduler = instantiate(cfg.model.scheduler)(optimizer=optimizer) if cfg.model.get("scheduler") else None
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.model.label_smoothing)
     precision = str(cfg.trainer.precision)
