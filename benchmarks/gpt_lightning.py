@@ -44,7 +44,7 @@ class GPTLightningModule(LightningModule):
         if self.compile_model:
             compile_blocks(self.model)
         strategy = self.trainer.strategy
-        if isinstance(strategy, ModelParallelStrategy):  # FSDP2, sharded exactly as trainers.Classifier does
+        if isinstance(strategy, ModelParallelStrategy):  # FSDP2, sharded exactly as trainers.tasks.base.TaskModule does
             from trainers.fsdp import FullyShardOptions, shard_net
 
             shard_net(self.model, self.device_mesh["data_parallel"], getattr(strategy, "fully_shard_options", FullyShardOptions()))

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from datamodules.base import ClassificationDataModule, read_split_ids
-from trainers.classifier import LABELS_KEY
+from trainers.tasks.classification import LABELS_KEY
 from trainers.consolidate import load_net_state_dict
 from trainers.rundir import is_complete_checkpoint, newest_complete_checkpoint, read_json
 

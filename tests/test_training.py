@@ -18,6 +18,7 @@ def test_digits_cnn_reaches_095_test_accuracy(tmp_path):
     assert metrics["test/acc"] >= 0.95, metrics
     info = json.loads((run_dir / "run.json").read_text())
     assert info["best_checkpoint"] and is_complete_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert info["task"] == "classification"  # every later layer looks its per-task module up by this name
     assert list((run_dir / "tb").glob("events.out.tfevents.*"))
 
 

@@ -112,7 +112,7 @@ def load_net_state_dict(checkpoint_path: str | Path) -> dict[str, torch.Tensor]:
     net = {k[len(NET_PREFIX):]: v for k, v in state_dict.items() if k.startswith(NET_PREFIX)}
     if not net:
         raise ValueError(f"{checkpoint_path}: no '{NET_PREFIX}*' weights in the checkpoint (keys start with "
-                         f"{sorted({k.split('.')[0] for k in state_dict})}); was it written by trainers.Classifier?")
+                         f"{sorted({k.split('.')[0] for k in state_dict})}); was it written by a trainers.tasks module?")
     return net
 
 

@@ -1,10 +1,12 @@
-"""OmegaConf resolvers shared by every entry point: `${repo_root:}`, `${shipyard_run_id:}`, `${rank_zero_path:P}`."""
+"""OmegaConf resolvers shared by every entry point: `${repo_root:}`, `${shipyard_run_id:}`, `${rank_zero_path:P}`,
+`${shipyard_task:ATTR}` (a class attribute of the model's task module, e.g. its checkpoint `monitor`)."""
 from __future__ import annotations
 
 import os
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -56,6 +58,18 @@ def rank_zero_path(path: str) -> str:
     return path if process_rank() == 0 else os.devnull
 
 
+def task_attribute(name: str, *, _root_: Any) -> Any:
+    """`${shipyard_task:monitor}`: the attribute of the task module that model._target_ names (trainers/tasks/)."""
+    from hydra.utils import get_class
+
+    target = _root_.model._target_
+    cls = get_class(target)
+    if not hasattr(cls, name):
+        raise ValueError(f"${{shipyard_task:{name}}}: model._target_={target!r} has no {name!r}; "
+                         "a model config names a trainers.tasks module (TaskModule subclass)")
+    return getattr(cls, name)
+
+
 def register() -> None:
     """Register the resolvers once (idempotent)."""
     if not OmegaConf.has_resolver("repo_root"):
@@ -67,5 +81,7 @@ def register() -> None:
 
         OmegaConf.register_new_resolver("shipyard_cv_mode", cv_mode)
         OmegaConf.register_new_resolver("shipyard_cv_params", cv_sweep_params)
+    if not OmegaConf.has_resolver("shipyard_task"):
+        OmegaConf.register_new_resolver("shipyard_task", task_attribute)
     if not OmegaConf.has_resolver("rank_zero_path"):
         OmegaConf.register_new_resolver("rank_zero_path", rank_zero_path)

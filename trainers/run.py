@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch import Callback, LightningDataModule, LightningModule, Trainer, seed_everything
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
@@ -14,9 +14,10 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainers.checkpoint_io import AtomicCheckpointIO
-from trainers.config_check import check_targets, check_top_level
+from trainers.config_check import ConfigError, check_targets, check_top_level
 from trainers.cost import process_wall_seconds, record_attempt_cost
 from trainers.strategy_check import check_strategy
+from trainers.tasks.base import TaskModule
 from trainers.resolvers import REPO_ROOT, RUN_ID_ENV
 from trainers.slurm import check_job_environment, requeue_resume_mode, slurm_attempt_info
 from trainers.rundir import (
@@ -42,6 +43,7 @@ def check_config(cfg: DictConfig) -> None:
     """Everything that can be known wrong before any work: keys, types, targets."""
     check_top_level(cfg, TOP_LEVEL_SCHEMA)
     check_targets(cfg)
+    task_module_class(cfg)  # the model names a task: run.json records it, later layers look it up
     check_job_environment(cfg.trainer.get("devices"), cfg.trainer.get("num_nodes"))  # no-op outside Slurm
     check_strategy(cfg)  # strategy x devices x nodes x precision combinations that cannot run
 
@@ -56,7 +58,17 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
     return [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
 
 
-def write_run_start(run_dir: Path, cfg: DictConfig, datamodule: Any, resumed_from: Path | None) -> dict[str, Any]:
+def task_module_class(cfg: DictConfig) -> type[TaskModule]:
+    """The model's LightningModule class, which must be a task (trainers/tasks/): it names the run's task."""
+    cls = get_class(cfg.model._target_)
+    if not (isinstance(cls, type) and issubclass(cls, TaskModule)):
+        raise ConfigError(f"model._target_={cfg.model._target_!r} is not a trainers.tasks.base.TaskModule: "
+                        "a model config names one of the task modules in trainers/tasks/")
+    return cls
+
+
+def write_run_start(run_dir: Path, cfg: DictConfig, datamodule: Any, resumed_from: Path | None,
+                    task: type[TaskModule]) -> dict[str, Any]:
     """Rank 0: the resolved config (once), data artifacts, run.json with provenance."""
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.yaml"
@@ -74,8 +86,8 @@ def write_run_start(run_dir: Path, cfg: DictConfig, datamodule: Any, resumed_fro
         "git": git_revision(REPO_ROOT),
         "packages": package_versions(),
         "data_fingerprint": datamodule.fingerprint(),
-        "num_classes": datamodule.num_classes,
-        "labels": datamodule.labels,
+        "task": task.task,  # every later layer picks its per-task module by this name
+        **task.run_info(datamodule),
         "attempts": [],
     }
     info["attempts"].append({"start_time": now_iso(), "resumed_from": str(resumed_from) if resumed_from else None,
@@ -124,8 +136,9 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
 
     datamodule = instantiate(cfg.datamodule)
     datamodule.setup("fit")
-    with open_dict(cfg):
-        cfg.model.num_classes = datamodule.num_classes
+    task = task_module_class(cfg)
+    with open_dict(cfg):  # e.g. model.num_classes: the head's size comes from the data
+        cfg.model.update(task.model_config(datamodule))
     model = instantiate(cfg.model)
     trainer: Trainer = instantiate(
         cfg.trainer,
@@ -136,7 +149,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     )
     resume_from = resolve_resume_checkpoint(run_dir, cfg.ckpt_path, requeue_resume_mode(cfg.resume))
     if trainer.is_global_zero:
-        write_run_start(run_dir, cfg, datamodule, resume_from)
+        write_run_start(run_dir, cfg, datamodule, resume_from, task)
         rank_zero_info(f"run directory: {run_dir}" + (f" (resuming from {resume_from})" if resume_from else ""))
 
     started = time.time()

@@ -1,0 +1,42 @@
+"""The task seam: one table of tasks, the model config names one, its monitor drives the best checkpoint."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.conftest import CONF
+from trainers.compose import compose_train
+from trainers.config_check import ConfigError
+from trainers.run import check_config
+from trainers.tasks import TASKS, task_class
+from trainers.tasks.base import TaskModule
+
+
+def test_every_task_row_names_its_own_task():
+    for name, cls in TASKS.items():
+        assert issubclass(cls, TaskModule) and cls.task == name
+        assert cls.throughput_unit in ("samples", "tokens") and cls.monitor_mode in ("min", "max")
+
+
+def test_every_model_config_is_a_task_of_the_table():
+    targets = {yaml.safe_load(p.read_text())["_target_"] for p in (CONF / "model").glob("*.yaml")}
+    known = {f"{cls.__module__}.{cls.__qualname__}" for cls in TASKS.values()}
+    assert targets <= known, targets - known
+
+
+def test_unknown_task_names_the_known_ones():
+    with pytest.raises(KeyError, match="known tasks are classification"):
+        task_class("clasification")
+
+
+def test_checkpoint_monitor_comes_from_the_task(tmp_path):
+    cfg = compose_train(["+experiment=digits_cnn"], tmp_path)
+    assert cfg.callbacks.model_checkpoint.monitor == TASKS["classification"].monitor == "val/acc"
+    assert cfg.callbacks.model_checkpoint.mode == cfg.callbacks.early_stopping.mode == "max"
+
+
+def test_a_model_that_is_not_a_task_fails_before_any_work(tmp_path):
+    cfg = compose_train(["+experiment=digits_cnn", "~model", "+model._target_=lightning.pytorch.LightningModule"],
+                        tmp_path)
+    with pytest.raises(ConfigError, match="is not a trainers.tasks.base.TaskModule"):
+        check_config(cfg)

@@ -1,0 +1,17 @@
+"""The tasks (LightningModules) and the one table that names them: run.json's "task" is a key of TASKS."""
+from __future__ import annotations
+
+from trainers.tasks.base import TaskModule
+from trainers.tasks.classification import Classifier
+
+# one row per task; issues 12 and 14 add "language_modeling" and "regression" (no discovery)
+TASKS: dict[str, type[TaskModule]] = {
+    "classification": Classifier,
+}
+
+
+def task_class(name: str) -> type[TaskModule]:
+    """The LightningModule class of a task name, with an error that lists the known tasks."""
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}: known tasks are {', '.join(sorted(TASKS))} (trainers/tasks/__init__.py)")
+    return TASKS[name]
