@@ -1,4 +1,4 @@
-"""Rebuild a run's net and datamodule from its run directory and compute logits for its splits."""
+"""Rebuild a run's net and datamodule from its run directory and compute the net's outputs for its splits."""
 from __future__ import annotations
 
 import logging
@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from datamodules.base import ClassificationDataModule, read_split_ids
-from trainers.tasks.classification import LABELS_KEY
+from trainers.tasks import run_task, task_class
 from trainers.consolidate import load_net_state_dict
 from trainers.rundir import is_complete_checkpoint, newest_complete_checkpoint, read_json
 
@@ -85,6 +85,7 @@ class EvaluationData:
     checkpoint: Path
     batch_size: int = 256
     outputs: dict[str, SplitOutputs] = field(default_factory=dict)
+    target_keys: tuple[str, ...] = ("labels",)  # the task's batch keys that are not net inputs
 
     def eval_dataset(self, split: str) -> Any:
         """The split's dataset without training augmentation (same order as its logits)."""
@@ -99,7 +100,7 @@ class EvaluationData:
         """The net's input tensors for some positions of a split."""
         dataset = self.eval_dataset(split)
         items = [dataset[i] for i in indices]
-        return {k: torch.stack([it[k] for it in items]) for k in items[0] if k != LABELS_KEY}
+        return {k: torch.stack([it[k] for it in items]) for k in items[0] if k not in self.target_keys}
 
     def features(self, split: str) -> np.ndarray | list[str]:
         """Inputs for classic baselines: flattened preprocessed pixels, or the cleaned texts."""
@@ -117,12 +118,13 @@ class EvaluationData:
 
 
 @torch.no_grad()
-def compute_logits(net: nn.Module, loader: DataLoader) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits, labels) of every batch of a loader."""
+def compute_logits(net: nn.Module, loader: DataLoader, target_keys: tuple[str, ...] = ("labels",)
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(outputs, targets) of every batch of a loader: the net sees every key but the task's target keys."""
     all_logits, all_labels = [], []
     for batch in loader:
-        all_labels.append(batch[LABELS_KEY])
-        all_logits.append(net(**{k: v for k, v in batch.items() if k != LABELS_KEY}).float())
+        all_labels.append(batch[target_keys[0]])
+        all_logits.append(net(**{k: v for k, v in batch.items() if k not in target_keys}).float())
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
@@ -141,10 +143,11 @@ def load_evaluation_data(run_dir: str | Path, splits: tuple[str, ...] = ("val", 
                              "split settings changed since training; evaluate with the data the run used")
     checkpoint = best_checkpoint(run_dir)
     net = load_net(cfg, checkpoint)
+    target_keys = task_class(run_task(run_dir)).target_keys
     data = EvaluationData(run_dir, cfg, net, datamodule, datamodule.preprocess_spec().kind,
-                          list(datamodule.labels), checkpoint, batch_size)
+                          list(datamodule.labels), checkpoint, batch_size, target_keys=target_keys)
     for split in splits:
-        logits, labels = compute_logits(net, data.batches(split))
+        logits, labels = compute_logits(net, data.batches(split), target_keys)
         data.outputs[split] = SplitOutputs(logits, labels, [datamodule.item_ids[i] for i in datamodule.splits[split]])
     log.info("evaluating %s with %s", run_dir, checkpoint.name)
     return data

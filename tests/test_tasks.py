@@ -40,3 +40,11 @@ def test_a_model_that_is_not_a_task_fails_before_any_work(tmp_path):
                         tmp_path)
     with pytest.raises(ConfigError, match="is not a trainers.tasks.base.TaskModule"):
         check_config(cfg)
+
+
+def test_every_evaluation_row_is_a_task_with_the_four_functions():
+    from evaluation.tasks import EVALUATIONS
+
+    assert set(EVALUATIONS) <= set(TASKS)
+    for module in EVALUATIONS.values():
+        assert all(callable(getattr(module, name, None)) for name in ("load", "sections", "markdown", "summary"))

@@ -126,3 +126,46 @@ def test_first_step_marker(monkeypatch: pytest.MonkeyPatch, capfd: pytest.Captur
     fit(Module(), ThroughputMonitor(log_every_n_steps=2), steps=3)
     err = capfd.readouterr().err
     assert err.count("SHIPYARD_FIRST_STEP ") == 1
+
+
+class Tokens(Dataset):
+    def __len__(self) -> int:
+        return 64
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": torch.arange(8) % 5}
+
+
+class TokenModule(LightningModule):
+    """A task whose throughput unit is tokens (as a language model's), with its FLOPs per token declared."""
+
+    throughput_unit = "tokens"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = torch.nn.Embedding(5, 5)
+
+    def flops_per_token(self) -> float:
+        return 2.0e5
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        logits = self.net(batch["input_ids"])
+        return torch.nn.functional.cross_entropy(logits.flatten(0, 1), batch["input_ids"].flatten())
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+def test_token_unit_counts_flops_per_token() -> None:
+    monitor = ThroughputMonitor(log_every_n_steps=2)
+    logger = CaptureLogger()
+    trainer = Trainer(accelerator="cpu", devices=1, max_steps=6, logger=logger, callbacks=[monitor],
+                      enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                      limit_val_batches=0, num_sanity_val_steps=0, log_every_n_steps=1)
+    trainer.fit(TokenModule(), DataLoader(Tokens(), batch_size=4))
+    assert monitor.flops_per_token == 2.0e5 and monitor.flops_per_sample is None
+    records = perf_records(logger)
+    assert records
+    for _, metrics in records:
+        assert metrics["perf/tokens_per_sec"] == pytest.approx(8 * metrics["perf/samples_per_sec"])
+        assert metrics["perf/tflops_per_device"] == pytest.approx(2.0e5 * metrics["perf/tokens_per_sec"] / 1e12)

@@ -19,6 +19,8 @@ __all__ = ["PEAK_FLOPS", "ThroughputMonitor", "batch_size_and_tokens", "device_p
 # set → the callback prints "SHIPYARD_FIRST_STEP <unix time>" to stderr when the first optimizer step is done
 # (benchmarks/startup.py measures `python train.py` → first step with it)
 FIRST_STEP_MARKER_ENV = "SHIPYARD_FIRST_STEP_MARKER"
+# a task's throughput_unit → the LightningModule method that may declare the training FLOPs of one unit
+UNITS = {"samples": "flops_per_sample", "tokens": "flops_per_token"}
 
 
 def batch_size_and_tokens(batch: Any) -> tuple[int, torch.Tensor | int]:
@@ -38,15 +40,18 @@ def batch_size_and_tokens(batch: Any) -> tuple[int, torch.Tensor | int]:
 class ThroughputMonitor(Callback):
     """Rates over windows of `log_every_n_steps` optimizer steps (validation excluded).
 
-    FLOPs per sample (forward + backward) come from the LightningModule's `flops_per_sample()` when it
-    declares one (e.g. a decoder's 6N + 12LHQT), else from torch's FlopCounterMode on one batch. MFU needs
-    the device's peak (trainers.flops.PEAK_FLOPS); on CPUs only samples/s, tokens/s and TFLOP/s are logged.
+    The unit whose FLOPs are counted is the task's `throughput_unit` (trainers/tasks/): "samples" (default)
+    or "tokens". FLOPs per unit (forward + backward) come from the LightningModule's `flops_per_sample()` /
+    `flops_per_token()` when it declares one (e.g. a decoder's 6N + 12LHQT), else from torch's FlopCounterMode
+    on one batch. MFU needs the device's peak (trainers.flops.PEAK_FLOPS); on CPUs only samples/s, tokens/s
+    and TFLOP/s are logged.
     """
 
     def __init__(self, log_every_n_steps: int = 50, measure_flops: bool = True) -> None:
         self.log_every_n_steps = log_every_n_steps
         self.measure_flops = measure_flops
-        self.flops_per_sample: float | None = None
+        self.unit = "samples"  # the task's throughput_unit, read at train start
+        self.flops_per_unit: float | None = None
         self.last_metrics: dict[str, float] = {}
         self._counter: FlopCounterMode | None = None
         self._marker = bool(os.environ.get(FIRST_STEP_MARKER_ENV))
@@ -55,6 +60,16 @@ class ThroughputMonitor(Callback):
         self._last_step = -1
         self._samples = 0
         self._tokens: torch.Tensor | int = 0
+
+    @property
+    def flops_per_sample(self) -> float | None:
+        """Training FLOPs of one sample (None when the task counts tokens)."""
+        return self.flops_per_unit if self.unit == "samples" else None
+
+    @property
+    def flops_per_token(self) -> float | None:
+        """Training FLOPs of one token (None when the task counts samples)."""
+        return self.flops_per_unit if self.unit == "tokens" else None
 
     def _sync(self, trainer: Trainer) -> None:
         if trainer.strategy.root_device.type == "cuda":
@@ -66,14 +81,17 @@ class ThroughputMonitor(Callback):
         self._samples, self._tokens = 0, 0
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        declared = getattr(pl_module, "flops_per_sample", None)
+        self.unit = getattr(pl_module, "throughput_unit", "samples")
+        if self.unit not in UNITS:
+            raise ValueError(f"{type(pl_module).__name__}.throughput_unit={self.unit!r}: use one of {', '.join(UNITS)}")
+        declared = getattr(pl_module, UNITS[self.unit], None)
         if callable(declared):
-            self.flops_per_sample = float(declared())
+            self.flops_per_unit = float(declared())
         self._last_step = trainer.global_step
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
         # batch 0 pays for lazy init (cuDNN autotune, compile); count the FLOPs of a later one
-        if self.measure_flops and self.flops_per_sample is None and self._counter is None and batch_idx >= 1:
+        if self.measure_flops and self.flops_per_unit is None and self._counter is None and batch_idx >= 1:
             self._counter = FlopCounterMode(display=False)
             self._counter.__enter__()
 
@@ -83,10 +101,11 @@ class ThroughputMonitor(Callback):
             self._counter.__exit__(None, None, None)
             total = self._counter.get_total_flops()
             self._counter, self.measure_flops = None, False
-            self.flops_per_sample = total / max(size, 1) if total else None
+            units = size if self.unit == "samples" else int(tokens)
+            self.flops_per_unit = total / max(units, 1) if total else None
             if not total:
                 rank_zero_warn("ThroughputMonitor: FlopCounterMode counted no FLOPs (compiled or fused model?); "
-                               "declare flops_per_sample() on the LightningModule to get TFLOP/s and MFU")
+                               f"declare {UNITS[self.unit]}() on the LightningModule to get TFLOP/s and MFU")
             self._mark = None  # the counted batch ran slower: keep it out of the rates
         stepped = trainer.global_step != self._last_step  # False between the micro-batches of an accumulation
         self._last_step = trainer.global_step
@@ -121,8 +140,9 @@ class ThroughputMonitor(Callback):
         metrics = {"perf/samples_per_sec": world * self._samples / elapsed}
         if tokens:
             metrics["perf/tokens_per_sec"] = world * tokens / elapsed
-        if self.flops_per_sample:
-            achieved = self.flops_per_sample * self._samples / elapsed  # per device: local samples
+        if self.flops_per_unit:
+            units = self._samples if self.unit == "samples" else tokens
+            achieved = self.flops_per_unit * units / elapsed  # per device: local samples or tokens
             metrics["perf/tflops_per_device"] = achieved / 1e12
             peak = device_peak_flops(trainer.strategy.root_device, str(trainer.precision))
             if peak:
