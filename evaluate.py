@@ -29,7 +29,13 @@ def main(cfg: DictConfig) -> None:
     except OmegaConfBaseException as err:
         print(f"evaluate.py: bad config: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    report = evaluate_run(cfg)
+    from core.errors import UserError
+
+    try:
+        report = evaluate_run(cfg)
+    except UserError as err:  # e.g. a refused (unsafe) or missing checkpoint: the message, no traceback
+        print(f"evaluate.py: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
     print(f"evaluation: {summary_line(report)}")
     print(f"report: {cfg.run_dir}/report/report.md")
     raise SystemExit(EXIT_PASS if report["success"]["verdict"] == "PASS" else EXIT_FAIL)

@@ -14,9 +14,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from datamodules.base import ClassificationDataModule, read_split_ids
+from trainers.checkpoints import load_net_state_dict, resolve_checkpoint
 from trainers.tasks import run_task, task_class
-from trainers.consolidate import load_net_state_dict
-from trainers.rundir import is_complete_checkpoint, newest_complete_checkpoint, read_json
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +29,8 @@ def load_run_config(run_dir: Path) -> DictConfig:
 
 
 def best_checkpoint(run_dir: Path) -> Path:
-    """run.json's best checkpoint, else the newest complete one; a clear error when there is none."""
-    info = read_json(run_dir / "run.json")
-    best = info.get("best_checkpoint")
-    if best and is_complete_checkpoint(Path(best)):
-        return Path(best)
-    if best:  # the run directory was moved: look for the same file name under this run_dir
-        moved = run_dir / "checkpoints" / Path(best).name
-        if is_complete_checkpoint(moved):
-            return moved
-    found = newest_complete_checkpoint(run_dir)
-    if found is None:
-        raise FileNotFoundError(f"{run_dir}/checkpoints holds no complete checkpoint: train the run first "
-                                "(fast_dev_run runs keep none)")
-    return found
+    """run.json's best checkpoint, else the newest complete one (trainers.checkpoints: the one rule)."""
+    return resolve_checkpoint(run_dir, "best").path
 
 
 def load_net(cfg: DictConfig, checkpoint: Path) -> nn.Module:

@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from datamodules.preprocessing import SPEC_FILENAME, PreprocessSpec
-from trainers.rundir import is_complete_checkpoint, read_json
+from trainers.rundir import read_json
 
 CALIBRATION_FILE = "calibration.json"  # written by evaluation: {"temperature": float}
 
@@ -29,34 +29,23 @@ def load_run_config(run_dir: Path) -> DictConfig:
 
 
 def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
-    """best (run.json's best_checkpoint) | last (checkpoints/last.ckpt) | a path; must be complete."""
-    if checkpoint == "best":
-        best = read_json(run_dir / "run.json").get("best_checkpoint")
-        if not best:
-            raise ExportError(f"{run_dir}/run.json has no best_checkpoint (did training finish?); "
-                              "use checkpoint=last or checkpoint=PATH")
-        path = Path(best)
-        if not path.exists():  # the run folder may have moved since training: look inside it
-            path = run_dir / "checkpoints" / path.name
-    elif checkpoint == "last":
-        path = run_dir / "checkpoints" / "last.ckpt"
-    else:
-        path = Path(checkpoint)
-    if not path.exists():
-        raise ExportError(f"checkpoint {path} does not exist (checkpoint={checkpoint}); "
-                          f"available: {sorted(p.name for p in (run_dir / 'checkpoints').glob('*.ckpt'))}")
-    if not is_complete_checkpoint(path):  # a DeepSpeed/FSDP folder is complete once its COMPLETE marker exists
-        raise ExportError(f"checkpoint {path} is not a complete checkpoint (truncated or corrupt, or a sharded "
-                          "folder without its COMPLETE marker)")
-    return path
+    """best | last | a path, resolved by trainers.checkpoints (the one rule); must be complete."""
+    from trainers.checkpoints import CheckpointError, resolve_checkpoint as resolve
+
+    try:
+        return resolve(run_dir, checkpoint).path
+    except CheckpointError as err:
+        raise ExportError(str(err)) from None
 
 
 def net_state_dict(checkpoint: Path) -> dict[str, torch.Tensor]:
     """The inner net's fp32 weights from a Lightning file, or a DeepSpeed/FSDP2 folder (consolidated)."""
-    from trainers.consolidate import load_net_state_dict
+    from trainers.checkpoints import CheckpointRefused, load_net_state_dict
 
     try:
         return load_net_state_dict(checkpoint)
+    except CheckpointRefused as err:  # an unsafe file: say exactly why, not "cannot read"
+        raise ExportError(str(err)) from None
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
         raise ExportError(f"cannot read checkpoint {checkpoint}: {type(err).__name__}: {err}") from err
 

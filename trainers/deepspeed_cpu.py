@@ -64,12 +64,9 @@ _DEEPSPEED_KEYS = {"module", "buffer_names", "optimizer", "param_shapes", "froze
 
 def _client_state(path: Path) -> dict[str, Any]:
     """Lightning's part of a DeepSpeed checkpoint (epoch, loops, hyper-parameters, ...), without the weights."""
-    tag = (path / "latest").read_text().strip()
-    files = sorted((path / tag).glob("*model_states.pt"))
-    if not files:
-        raise FileNotFoundError(f"{path / tag} has no *model_states.pt: not a complete DeepSpeed checkpoint")
-    state = torch.load(files[0], map_location="cpu", weights_only=False)
-    return {k: v for k, v in state.items() if k not in _DEEPSPEED_KEYS}
+    from trainers.checkpoints import deepspeed_client_state
+
+    return deepspeed_client_state(path, _DEEPSPEED_KEYS)  # weights_only=True with the allowlist
 
 
 def _has_batchnorm(module: Any) -> bool:

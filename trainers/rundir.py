@@ -1,63 +1,16 @@
-"""The run directory: its layout, atomic writes, run.json facts, and finding checkpoints to resume from."""
+"""run.json facts (git revision, package versions, time) and the checkpoint to resume from; layout: core.rundir."""
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import tempfile
-import zipfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-CHECKPOINT_DIR = "checkpoints"
-COMPLETE_MARKER = "COMPLETE"  # written last inside directory checkpoints (DeepSpeed / FSDP)
+from core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir  # noqa: F401 - re-exported
+from core.rundir import CHECKPOINT_DIR, COMPLETE_MARKER, RunDir, is_complete_checkpoint, read_json  # noqa: F401
+
 TRACKED_PACKAGES = ("torch", "torchvision", "lightning", "hydra-core", "transformers", "torchmetrics", "deepspeed")
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, rename over the target, fsync the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(folder: str | Path) -> None:
-    """Make a rename durable."""
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Atomic text write."""
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: str | Path, data: Any) -> None:
-    """Atomic JSON write (sorted keys, trailing newline)."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def read_json(path: str | Path) -> Any:
-    """Read a JSON file with an error that names it."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: is this a Shipyard run directory?")
-    return json.loads(path.read_text())
 
 
 def now_iso() -> str:
@@ -89,30 +42,9 @@ def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str
     return out
 
 
-def is_complete_checkpoint(path: Path) -> bool:
-    """A file checkpoint is a readable zip (torch.save's format); a directory needs its COMPLETE marker."""
-    if path.is_dir():
-        return (path / COMPLETE_MARKER).exists()
-    if not path.is_file() or path.name.startswith("."):
-        return False
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return archive.testzip() is None
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
 def newest_complete_checkpoint(run_dir: str | Path) -> Path | None:
     """The most recently written complete checkpoint of a run (last.ckpt wins a tie)."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    if not folder.is_dir():
-        return None
-    candidates = [p for p in folder.iterdir() if p.suffix == ".ckpt" and not p.name.startswith(".")]
-    candidates.sort(key=lambda p: (p.stat().st_mtime, p.name == "last.ckpt"), reverse=True)
-    for candidate in candidates:
-        if is_complete_checkpoint(candidate):
-            return candidate
-    return None
+    return RunDir(run_dir).newest_complete_checkpoint()
 
 
 def resolve_resume_checkpoint(run_dir: Path, ckpt_path: str | None, resume: str | None) -> Path | None:

@@ -27,14 +27,15 @@ def load_run_model(run_dir: Path) -> torch.nn.Module:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    info = json.loads((run_dir / "run.json").read_text())
-    ckpt = info.get("best_checkpoint") or info.get("last_checkpoint")
-    if not ckpt or not Path(ckpt).exists():
+    from trainers.checkpoints import CheckpointError, load_net_state_dict, resolve_checkpoint
+
+    try:
+        chosen = resolve_checkpoint(run_dir, "best")  # the same best|fallback rule as evaluate and export
+    except CheckpointError:
         raise FileNotFoundError(f"{run_dir} has neither export/model.pt nor a checkpoint "
-                                "(train it to completion, or run export.py run_dir=...)")
+                                "(train it to completion, or run export.py run_dir=...)") from None
     net = instantiate(OmegaConf.load(run_dir / "config.yaml").model.net)
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
-    net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
+    net.load_state_dict(load_net_state_dict(chosen.path))  # weights_only=True + allowlist; any layout
     return net.eval()
 
 
