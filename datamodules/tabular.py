@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
@@ -43,7 +44,12 @@ class DictDataset(Dataset):
 
 def frame_rows(path: Path) -> list[dict[str, Any]]:
     """A table's rows as dicts of plain values; only truly empty cells / nulls become None."""
-    frame = read_table(path)
+    if path.suffix.lower() == ".csv":
+        # only truly empty cells are missing: pandas' default NA strings ("NA", "None", "null", ...) are
+        # values here (issue 16 point 5); read_table reads the other formats
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    else:
+        frame = read_table(path)
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     return [{str(k): v for k, v in row.items()} for row in rows]
 
@@ -195,7 +201,7 @@ class TabularDataModule(ClassificationDataModule):
     def num_classes(self) -> int:
         return len(self.labels) if self.task == "classification" else 1
 
-    def net_kwargs(self) -> dict[str, Any]:
+    def net_config(self) -> dict[str, Any]:
         """Sizes the net is built with (written into the run's config.yaml: export rebuilds the same net)."""
         assert self.spec is not None
         return {"num_numeric": self.spec.num_numeric_inputs, "cardinalities": self.spec.cardinalities}

@@ -139,6 +139,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     task = task_module_class(cfg)
     with open_dict(cfg):  # e.g. model.num_classes: the head's size comes from the data
         cfg.model.update(task.model_config(datamodule))
+        if hasattr(datamodule, "net_config"):  # sizes fitted on the data (tabular: input widths, vocabularies)
+            cfg.model.net.update(datamodule.net_config())
     model = instantiate(cfg.model)
     trainer: Trainer = instantiate(
         cfg.trainer,

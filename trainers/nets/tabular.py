@@ -3,7 +3,7 @@
 Both take `forward(x_num: float [B, D], x_cat: long [B, C])` as runtime/tabular.py encodes rows and
 return [B, num_classes] (logits, or the standardised target when num_classes == 1). Plain nn.Modules:
 TorchScript-scriptable and torch.export-able with a dynamic batch dimension. `num_numeric` and
-`cardinalities` come from the fitted preprocessing (datamodule.net_kwargs(), written into config.yaml).
+`cardinalities` come from the fitted preprocessing (datamodule.net_config(), written into config.yaml).
 """
 from __future__ import annotations
 

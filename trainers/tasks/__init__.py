@@ -6,10 +6,12 @@ from pathlib import Path
 
 from trainers.tasks.base import TaskModule
 from trainers.tasks.classification import Classifier
+from trainers.tasks.regression import Regressor
 
 # one row per task; issues 12 and 14 add "language_modeling" and "regression" (no discovery)
 TASKS: dict[str, type[TaskModule]] = {
     "classification": Classifier,
+    "regression": Regressor,
 }
 
 
