@@ -5,19 +5,17 @@ so `trainer.max_epoch=3` fails with "did you mean max_epochs" instead of a TypeE
 """
 from __future__ import annotations
 
-import difflib
 import inspect
-import types
 import typing
 from typing import Any, Iterator
 
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-
-class ConfigError(ValueError):
-    """A config problem, with the key that is wrong and what would be right."""
-
+from core.errors import ConfigError  # noqa: F401 - re-exported: callers catch trainers.config_check.ConfigError
+from core.schema import accepted_types as _accepted_types
+from core.schema import raise_problems, suggestion, type_names, unknown_key
+from core.schema import type_ok as _type_ok
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
 
@@ -64,32 +62,6 @@ def _known_params(target: Any) -> tuple[dict[str, inspect.Parameter], bool] | No
     return params, True
 
 
-def _accepted_types(annotation: Any) -> tuple[type, ...] | None:
-    """Simple scalar types an annotation allows, or None when it is not a simple scalar annotation."""
-    if annotation in (int, float, bool, str):
-        return (annotation,)
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        parts = [a for a in typing.get_args(annotation)]
-        if all(p in (int, float, bool, str, type(None)) for p in parts):
-            return tuple(parts)
-    return None
-
-
-def _type_ok(value: Any, accepted: tuple[type, ...]) -> bool:
-    if value is None:
-        return type(None) in accepted
-    if isinstance(value, bool):
-        return bool in accepted
-    if isinstance(value, int):
-        return int in accepted or float in accepted
-    if isinstance(value, float):
-        return float in accepted
-    if isinstance(value, str):
-        return str in accepted
-    return True  # lists/dicts are not judged here
-
-
 def check_targets(cfg: DictConfig) -> None:
     """Check every `_target_` node's keys (and simple scalar types) against the target's signature."""
     problems: list[str] = []
@@ -111,11 +83,7 @@ def check_targets(cfg: DictConfig) -> None:
             if key not in params:
                 if takes_kwargs:
                     continue
-                close = difflib.get_close_matches(str(key), named, n=3)
-                hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-                problems.append(
-                    f"unknown key '{path}.{key}' for {target_name}.{hint} Valid keys: {', '.join(named)}"
-                )
+                problems.append(unknown_key(f"{path}.{key}", named, owner=target_name))
                 continue
             annotation = params[key].annotation
             if isinstance(annotation, str):
@@ -129,10 +97,8 @@ def check_targets(cfg: DictConfig) -> None:
                 continue
             value = node[key]
             if not _type_ok(value, accepted):
-                names = " or ".join("None" if t is type(None) else t.__name__ for t in accepted)
-                problems.append(f"'{path}.{key}' must be {names}, got {value!r} ({type(value).__name__})")
-    if problems:
-        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+                problems.append(f"'{path}.{key}' must be {type_names(accepted)}, got {value!r} ({type(value).__name__})")
+    raise_problems(problems)
 
 
 def check_top_level(cfg: DictConfig, schema: dict[str, tuple[type, ...]]) -> None:
@@ -140,11 +106,8 @@ def check_top_level(cfg: DictConfig, schema: dict[str, tuple[type, ...]]) -> Non
     problems = []
     for key in cfg.keys():
         if key not in schema:
-            close = difflib.get_close_matches(str(key), list(schema), n=3)
-            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-            problems.append(f"unknown top-level key '{key}'.{hint} Valid keys: {', '.join(sorted(schema))}")
+            problems.append(f"unknown top-level key '{key}'.{suggestion(str(key), schema)} "
+                            f"Valid keys: {', '.join(sorted(schema))}")
         elif schema[key] and not OmegaConf.is_interpolation(cfg, key) and not _type_ok(cfg[key], schema[key]):
-            names = " or ".join("None" if t is type(None) else t.__name__ for t in schema[key])
-            problems.append(f"'{key}' must be {names}, got {cfg[key]!r}")
-    if problems:
-        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+            problems.append(f"'{key}' must be {type_names(schema[key])}, got {cfg[key]!r}")
+    raise_problems(problems)
