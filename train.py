@@ -31,7 +31,13 @@ def main(cfg: DictConfig) -> float | None:
     except ConfigError as err:
         print(f"train.py: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    return train(cfg).get("objective")
+    from core.errors import UserError
+
+    try:
+        return train(cfg).get("objective")
+    except UserError as err:  # e.g. a data check over its threshold: the message, no traceback
+        print(f"train.py: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.checks.setup import run_setup_checks
+from datamodules.checks.config import load_checks_config
 from datamodules.cv import check_fold, cv_splits
 from datamodules.preprocessing import SPEC_FILENAME, PreprocessSpec
 from datamodules.records import BadRecord, as_dicts, check_bad_records
@@ -39,7 +39,11 @@ class ClassificationDataModule(LightningDataModule):
         check_fold(cv_fold, cv_folds)
         self.cv_folds = cv_folds  # k-fold cross-validation: fold cv_fold of cv_folds (datamodules/cv.py)
         self.cv_fold = cv_fold
-        self.data_checks = data_checks  # thresholds; the cheap subset runs at setup (datamodules/checks/)
+        # thresholds: checked here (a typo fails at once); the checks run once per training run, on rank 0
+        # before fit (trainers.run) and in `python -m datamodules.validate`, never in setup(): rebuilding a
+        # datamodule (export parity, evaluation, the drift reference) does not re-run them
+        load_checks_config(data_checks)
+        self.data_checks = data_checks
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.seed = seed
@@ -92,8 +96,6 @@ class ClassificationDataModule(LightningDataModule):
             if not self.splits.get(split):
                 raise ValueError(f"{type(self).__name__}: the {split} split is empty; add data or adjust fractions")
             self.datasets[split] = self._make_dataset(split, self.splits[split])
-        if self.data_checks is None or self.data_checks.get("at_setup", True):
-            run_setup_checks(self, self.data_checks)  # leakage, missing values, class balance: cheap
         self._ready = True
 
     @property

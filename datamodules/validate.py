@@ -1,7 +1,6 @@
 """Data checks: python -m datamodules.validate +experiment=NAME [run_dir=PATH] [datamodule.key=value ...].
 
-Composes the training config, sets the datamodule up (without its setup-time checks, which this
-replaces with the full set) and writes data_report.json / data_report.md / plots into
+Composes the training config, sets the datamodule up (setup runs no checks) and runs the full set of checks and writes data_report.json / data_report.md / plots into
 <paths.output_root>/<name>/data_checks/, or RUN_DIR/data_checks/ with run_dir=. Exit code 1 when a
 configured threshold fails (the message names the check and where), 0 otherwise.
 """
@@ -11,7 +10,7 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from trainers.resolvers import REPO_ROOT, register
 
@@ -28,8 +27,6 @@ def main(cfg: DictConfig) -> None:
 
     run_dir = _RUN_DIR[0] if _RUN_DIR else None
     validate_run_config(cfg, run_dir)
-    with open_dict(cfg):
-        cfg.datamodule.data_checks = {**(OmegaConf.to_container(cfg.datamodule.get("data_checks") or {})), "at_setup": False}
     datamodule = instantiate(cfg.datamodule)
     datamodule.setup("fit")
     report = run_checks(datamodule, cfg.datamodule.data_checks)

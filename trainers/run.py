@@ -151,6 +151,10 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     )
     resume_from = resolve_resume_checkpoint(run_dir, cfg.ckpt_path, requeue_resume_mode(cfg.resume))
     if trainer.is_global_zero:
+        # once per run, before fit (never in datamodule.setup: rebuilding a datamodule must not re-run them)
+        from datamodules.checks.setup import run_checks_before_fit
+
+        run_checks_before_fit(datamodule, cfg.datamodule.get("data_checks"))
         write_run_start(run_dir, cfg, datamodule, resume_from, task)
         rank_zero_info(f"run directory: {run_dir}" + (f" (resuming from {resume_from})" if resume_from else ""))
 

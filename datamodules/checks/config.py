@@ -1,15 +1,18 @@
 """Data-check thresholds (the `data_checks:` node of a datamodule config); unknown keys are an error."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Optional
+
+from core.schema import validate
 
 
 @dataclass
 class DataChecksConfig:
     """A threshold of None reports the check without ever failing on it."""
 
-    at_setup: bool = True                          # run the cheap subset (leakage, missing, balance) at setup
+    at_setup: bool = True                          # run the cheap subset (leakage, missing, balance) once per
+    #                                                training run, on rank 0 before fit (name kept for configs)
     max_missing_fraction: Optional[float] = 0.05   # per table column other than text/label (max_bad_fraction gates those)
     max_duplicate_fraction: Optional[float] = 0.05  # extra exact copies / items, per split
     max_near_duplicate_fraction: Optional[float] = None  # items with a near twin / items (report only)
@@ -23,14 +26,9 @@ class DataChecksConfig:
 
 
 def load_checks_config(node: Any) -> DataChecksConfig:
-    """DataChecksConfig from a dict / DictConfig / None, naming any unknown key."""
+    """DataChecksConfig from a dict / DictConfig / None, naming any unknown key (core.schema's format)."""
     if node is None:
         return DataChecksConfig()
     if isinstance(node, DataChecksConfig):
         return node
-    data = dict(node.items()) if hasattr(node, "items") else dict(node)
-    known = {f.name for f in fields(DataChecksConfig)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown datamodule.data_checks keys {unknown}; valid: {sorted(known)}")
-    return DataChecksConfig(**data)
+    return validate(DataChecksConfig, node, name="datamodule.data_checks")

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from datamodules.checks.basic import class_balance, exact_duplicates, leakage, missing_values
+from core.errors import UserError
 from datamodules.checks.config import DataChecksConfig, load_checks_config
 from datamodules.checks.items import collect_items
 from datamodules.checks.near_duplicates import near_duplicates
@@ -16,7 +17,7 @@ REPORT_JSON = "data_report.json"  # same names as evaluation.layout (which reads
 REPORT_MD = "data_report.md"
 
 
-class DataCheckError(RuntimeError):
+class DataCheckError(UserError, RuntimeError):
     """A configured data-check threshold was exceeded; the message names the check and where."""
 
 

@@ -1,9 +1,10 @@
-"""The cheap subset of the data checks that every datamodule runs at setup (opt out: data_checks.at_setup=false)."""
+"""The cheap subset of the data checks, run once per training run before fit (opt out: data_checks.at_setup=false)."""
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+from datamodules.checks.config import load_checks_config
 from datamodules.checks.runner import DataCheckError, failure_message, run_checks
 
 log = logging.getLogger(__name__)
@@ -25,3 +26,10 @@ def run_setup_checks(dm: Any, node: Any = None) -> dict[str, Any]:
     elif report["failures"]:
         raise DataCheckError(failure_message(report["failures"], f"{type(dm).__name__} setup"))
     return report
+
+
+def run_checks_before_fit(dm: Any, node: Any = None) -> dict[str, Any] | None:
+    """What train() runs once, on rank 0, on the set-up datamodule before fit (None when opted out)."""
+    if not load_checks_config(node).at_setup:
+        return None
+    return run_setup_checks(dm, node)

@@ -13,9 +13,10 @@ import pytest
 from PIL import Image
 
 from datamodules.checks.runner import DataCheckError, run_checks, write_report
+from datamodules.checks.setup import run_checks_before_fit
 from datamodules.image_folder import ImageFolderDataModule
 from datamodules.text import TextClassificationDataModule
-from tests.conftest import REPO
+from tests.conftest import REPO, run_entry
 
 WORDS = {"billing": "invoice refund charge payment", "shipping": "package parcel courier delivery"}
 
@@ -93,14 +94,29 @@ def test_exact_duplicate_counted_within_split(planted_text: tuple[Path, Path]) -
 def test_setup_fails_on_leak_naming_check_and_place(planted_text: tuple[Path, Path]) -> None:
     dm = TextClassificationDataModule(train_file=str(planted_text[0]), test_file=str(planted_text[1]), id_column="id",
                                       val_fraction=0.2, seed=0, data_checks={"max_leaked_fraction": 0.0})
+    dm.setup()  # setup only loads and splits: rebuilding a datamodule (export, evaluation, drift) re-runs no checks
     with pytest.raises(DataCheckError, match=r"leakage: test split: 1 of 3 items also in (train|val), e\.g\. "
                                              r"train\.csv:r3 == test\.csv:t0") as err:
-        dm.setup()
+        run_checks_before_fit(dm, dm.data_checks)  # what train() runs once, on rank 0, before fit
     assert "datamodule.data_checks" in str(err.value)
     # opting out of the setup checks (or a looser threshold) lets the same data through
-    _text_dm(planted_text).setup()
-    TextClassificationDataModule(train_file=str(planted_text[0]), test_file=str(planted_text[1]), id_column="id",
-                                 val_fraction=0.2, seed=0, data_checks={"max_leaked_fraction": 0.5}).setup()
+    opted_out = _text_dm(planted_text)
+    opted_out.setup()
+    assert run_checks_before_fit(opted_out, opted_out.data_checks) is None
+    loose = TextClassificationDataModule(train_file=str(planted_text[0]), test_file=str(planted_text[1]), id_column="id",
+                                         val_fraction=0.2, seed=0, data_checks={"max_leaked_fraction": 0.5})
+    loose.setup()
+    run_checks_before_fit(loose, loose.data_checks)
+
+
+def test_training_runs_the_checks_once_before_fit(planted_text: tuple[Path, Path], tmp_path: Path) -> None:
+    proc = run_entry("train.py", "+experiment=text_transformer", f"paths.output_root={tmp_path}", "run_id=leak",
+                     f"datamodule.train_file={planted_text[0]}", f"datamodule.test_file={planted_text[1]}",
+                     "datamodule.id_column=id", "datamodule.val_fraction=0.2", "datamodule.data_checks.max_leaked_fraction=0.0",
+                     "callbacks.progress_bar=null", "logger=csv", check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "leakage: test split: 1 of 3" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list((tmp_path / "text_transformer" / "leak").glob("checkpoints/*")), "fit ran despite the check"
 
 
 def test_unknown_threshold_key_is_named(planted_text: tuple[Path, Path]) -> None:
