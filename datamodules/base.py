@@ -98,6 +98,12 @@ class ClassificationDataModule(LightningDataModule):
             self.datasets[split] = self._make_dataset(split, self.splits[split])
         self._ready = True
 
+    def run_data_checks(self) -> dict[str, Any]:
+        """The cheap checks (leakage, missing values, class balance) train() runs once, rank 0, before fit."""
+        from datamodules.checks.setup import run_setup_checks
+
+        return run_setup_checks(self, self.data_checks)
+
     @property
     def num_classes(self) -> int:
         return len(self.labels)

@@ -145,7 +145,7 @@ class TabularDataModule(ClassificationDataModule):
             self.splits = {"train": inner["train"], "val": inner["val"], "test": list(range(n_train, len(self.rows)))}
 
     def setup(self, stage: str | None = None) -> None:
-        """As the base class, then the table checks (datamodules/checks/tables.py) instead of the item checks."""
+        """As the base class, then fit the preprocessing on train (the checks run once per run: run_data_checks)."""
         if self._ready:
             return
         self._load()
@@ -164,11 +164,13 @@ class TabularDataModule(ClassificationDataModule):
         self.spec = self._fit()
         for split in SPLITS:
             self.datasets[split] = self._make_dataset(split, self.splits[split])
-        if self.data_checks is None or self.data_checks.get("at_setup", True):
-            from datamodules.checks.tables import run_table_setup_checks
-
-            run_table_setup_checks(self, self.data_checks)
         self._ready = True
+
+    def run_data_checks(self) -> Any:
+        """The table checks (datamodules/checks/tables.py) that train() runs once before fit."""
+        from datamodules.checks.tables import run_table_setup_checks
+
+        return run_table_setup_checks(self, self.data_checks)
 
     def _fit(self) -> TabularSpec:
         """The preprocessing, fitted on the training split only."""

@@ -32,4 +32,5 @@ def run_checks_before_fit(dm: Any, node: Any = None) -> dict[str, Any] | None:
     """What train() runs once, on rank 0, on the set-up datamodule before fit (None when opted out)."""
     if not load_checks_config(node).at_setup:
         return None
-    return run_setup_checks(dm, node)
+    own = getattr(dm, "run_data_checks", None)  # a datamodule kind with its own checks (tables) says so
+    return own() if callable(own) else run_setup_checks(dm, node)
