@@ -12,14 +12,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.checks.config import load_checks_config
 from datamodules.cv import check_fold, cv_splits
+from datamodules.epoch_state import EpochResumeMixin
 from datamodules.preprocessing import SPEC_FILENAME, PreprocessSpec
 from datamodules.records import BadRecord, as_dicts, check_bad_records
-from datamodules.splits import EpochShuffleSampler, stratified_split
+from datamodules.splits import stratified_split
 
 SPLITS = ("train", "val", "test")
 
 
-class ClassificationDataModule(LightningDataModule):
+class ClassificationDataModule(EpochResumeMixin, LightningDataModule):
     """Subclasses list their items (`_load`); this class splits, reports, and serves loaders."""
 
     def __init__(
@@ -60,7 +61,6 @@ class ClassificationDataModule(LightningDataModule):
         self.datasets: dict[str, Dataset] = {}
         self._hash = hashlib.sha256()
         self._ready = False
-        self._resume_position: tuple[int, int] | None = None  # (epoch, batches done) from a checkpoint
 
     # ---------------------------------------------------------------- subclass API
     def _load(self) -> None:
@@ -112,16 +112,8 @@ class ClassificationDataModule(LightningDataModule):
         train = split == "train"
         sampler = None
         generator = torch.Generator().manual_seed(self.seed)  # keeps loaders off the global RNG
-        trainer = getattr(self, "trainer", None)
         if train:
-            # one seeded, set_epoch'ed sampler for 1 or N ranks (a DistributedSampler: Lightning keeps it)
-            sampler = EpochShuffleSampler(len(self.datasets[split]), self.seed,
-                                          num_replicas=getattr(trainer, "world_size", 1) or 1,
-                                          rank=getattr(trainer, "global_rank", 0) or 0)
-            if self._resume_position is not None:
-                epoch, batches = self._resume_position
-                sampler.resume_at(epoch, batches * self.batch_size)
-                self._resume_position = None
+            sampler = self.train_sampler(len(self.datasets[split]))
             generator = sampler.loader_generator
         return DataLoader(
             self.datasets[split],
@@ -135,20 +127,6 @@ class ClassificationDataModule(LightningDataModule):
             drop_last=False,
             generator=generator,
         )
-
-    def state_dict(self) -> dict[str, Any]:
-        """Where fitting stands in its epoch (saved in every checkpoint): a mid-epoch resume skips what was trained on."""
-        trainer = getattr(self, "trainer", None)
-        if trainer is None or trainer.state.fn != "fit":
-            return {}
-        # `processed`: batches whose optimizer step is in the checkpoint (Lightning restarts counting from it)
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        return {"train_epoch": trainer.current_epoch, "train_batches_done": done}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Remember the position; the next train_dataloader() starts its sampler there."""
-        if "train_epoch" in state_dict:
-            self._resume_position = (int(state_dict["train_epoch"]), int(state_dict["train_batches_done"]))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train")

@@ -43,9 +43,12 @@ class EpochShuffleSampler(DistributedSampler):
     reseeded per epoch here, instead of from the global RNG that dropout uses.
     """
 
-    def __init__(self, num_items: int, seed: int, num_replicas: int = 1, rank: int = 0) -> None:
+    def __init__(self, num_items: int, seed: int, num_replicas: int = 1, rank: int = 0,
+                 drop_last: bool = False) -> None:
+        # drop_last=True: disjoint rank shares (the < num_replicas leftover items of an epoch's permutation
+        # are dropped, different ones each epoch); False pads by repeating items, as torch does
         super().__init__(range(num_items), num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed,
-                         drop_last=False)
+                         drop_last=drop_last)
         self.num_items = num_items
         self.loader_generator = torch.Generator().manual_seed(seed)
         self._resume: tuple[int, int] | None = None  # (epoch, samples of this rank already consumed)
