@@ -35,7 +35,7 @@ class BadInputError(ValueError):
 class PreprocessSpec:
     """Everything besides weights that turns a raw input into model input and logits into labels."""
 
-    kind: str  # "image" or "text"
+    kind: str  # "image", "text" or "tabular"
     labels: list[str]
     # image
     image_size: list[int] = field(default_factory=list)  # [height, width]
@@ -50,11 +50,15 @@ class PreprocessSpec:
     max_text_chars: int = 20_000
     # calibration (set by evaluation: logits are divided by it before the softmax)
     temperature: float = 1.0
+    # tabular: the fitted preprocessing as plain data (runtime/tabular.py's TabularSpec.to_dict())
+    tabular: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.kind not in ("image", "text"):
-            raise ValueError(f"PreprocessSpec.kind must be 'image' or 'text', got {self.kind!r}")
-        if not self.labels:
+        if self.kind not in ("image", "text", "tabular"):
+            raise ValueError(f"PreprocessSpec.kind must be 'image', 'text' or 'tabular', got {self.kind!r}")
+        if self.kind == "tabular" and not self.tabular:
+            raise ValueError("PreprocessSpec.tabular is empty: a tabular spec carries its fitted preprocessing")
+        if not self.labels and not (self.kind == "tabular" and self.tabular.get("task") == "regression"):
             raise ValueError("PreprocessSpec.labels is empty: the datamodule found no classes")
         if self.kind == "image":
             if len(self.image_size) != 2 or min(self.image_size) <= 0:

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from datamodules.base import SPLITS, ClassificationDataModule
+from datamodules.preprocessing import SPEC_FILENAME, PreprocessSpec
 from datamodules.records import BadRecord, as_dicts, check_bad_records
 from datamodules.splits import stratified_split
 from datamodules.tables import read_table
@@ -23,7 +24,6 @@ from datamodules.tabular_fit import Roles, fit_spec, infer_roles, is_missing
 from runtime.tabular import RowError, TabularSpec, encode_rows, encode_target, parse_category, parse_number
 
 log = logging.getLogger(__name__)
-SPEC_FILENAME = "preprocess.json"
 ROLES_FILE = "data/tabular_roles.json"
 REGRESSION_BINS = 5  # regression splits are stratified on target quantiles
 
@@ -208,10 +208,15 @@ class TabularDataModule(ClassificationDataModule):
         assert self.spec is not None
         return {"num_numeric": self.spec.num_numeric_inputs, "cardinalities": self.spec.cardinalities}
 
-    def preprocess_dict(self) -> dict[str, Any]:
-        """preprocess.json of a tabular run."""
+    def preprocess_spec(self) -> PreprocessSpec:
+        """preprocess.json of a tabular run: kind "tabular", the class labels, the fitted TabularSpec."""
         assert self.spec is not None
-        return {"kind": "tabular", "labels": self.labels or [self.target], "tabular": self.spec.to_dict()}
+        return PreprocessSpec(kind="tabular", labels=list(self.labels), tabular=self.spec.to_dict())
+
+    @property
+    def id_column(self) -> str | None:
+        """The id column (configured or inferred): item ids are FILE:ID."""
+        return self.roles.id_column if self.roles else self.configured["id_column"]
 
     def artifacts(self) -> dict[str, Any]:
         assert self.roles is not None and self.spec is not None
@@ -224,7 +229,7 @@ class TabularDataModule(ClassificationDataModule):
                          "categorical": self.roles.categorical, "drop": self.roles.drop,
                          "id_column": self.roles.id_column, "inferred": self.roles.inferred,
                          "configured": self.configured},
-            SPEC_FILENAME: self.preprocess_dict(),
+            SPEC_FILENAME: self.preprocess_spec().to_dict(),
         }
 
     def split_rows(self, split: str) -> list[dict[str, Any]]:

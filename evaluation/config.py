@@ -49,6 +49,12 @@ class BaselinesConfig:
 
 
 @dataclass
+class ConformalConfig:
+    alpha: float = 0.1               # regression: intervals aim at 1 - alpha coverage
+    write: bool = True               # RUN_DIR/calibration.json's "conformal": export serves the interval
+
+
+@dataclass
 class SuccessConfig:
     metric: str = "test/acc"
     threshold: float = 0.9
@@ -71,6 +77,7 @@ class EvaluateConfig:
     fairness: FairnessConfig = field(default_factory=FairnessConfig)
     explanations: ExplanationsConfig = field(default_factory=ExplanationsConfig)
     baselines: BaselinesConfig = field(default_factory=BaselinesConfig)
+    conformal: ConformalConfig = field(default_factory=ConformalConfig)
     success: SuccessConfig = field(default_factory=SuccessConfig)
     card: CardConfig = field(default_factory=CardConfig)
 

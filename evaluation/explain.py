@@ -142,6 +142,10 @@ def explain(data: "EvaluationData", cfg: Any, out_dir: Path) -> dict[str, Any]:
     step = max(1, math.floor(n_test / max(count, 1)))
     indices = list(range(0, n_test, step))[:count]
     data.net.eval()
+    if data.kind == "tabular":  # per feature column: permutation importance + Captum (evaluation/tabular.py)
+        from evaluation.tabular import explain_tabular_classifier
+
+        return explain_tabular_classifier(data, cfg)
     if data.kind == "image":
         return explain_images(data, indices, cfg, out_dir)
     return explain_texts(data, indices, cfg, out_dir)

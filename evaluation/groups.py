@@ -91,6 +91,9 @@ def _column(data: "EvaluationData", split: str, column: str, max_groups: int) ->
 
 def resolve_groups(spec: str, data: "EvaluationData", split: str = "test", max_groups: int = 10) -> GroupAttribute:
     """The group of every item of `split` for a `fairness.group` spec (see the module docstring)."""
+    if spec == "auto" and data.kind == "tabular":  # a table's own first categorical (else numeric) column
+        table = data.datamodule.spec
+        spec = f"column:{(table.categorical or table.numeric)[0].name}"
     if spec == "auto":
         spec = "ink_density" if data.kind == "image" else "text_length"
     if spec == "ink_density":

@@ -156,7 +156,18 @@ def _metrics(run: _Run) -> str:
         lines += ["From training (best checkpoint):", "",
                   _table(["metric", "value"], [[k, v] for k, v in sorted(run.metrics.items())]), ""]
     cls = run.section("classification")
-    if not cls:
+    reg = run.section("regression")
+    if reg:
+        test = reg.get("test") or {}
+        ci = test.get("ci95") or {}
+        lines.append(f"Evaluation on the test split (n={test.get('n', '?')}), in the target's units: "
+                     f"RMSE {_fmt(test.get('rmse'))} (95% CI {ci.get('rmse')}), MAE {_fmt(test.get('mae'))}, "
+                     f"R² {_fmt(test.get('r2'))} (95% CI {ci.get('r2')}).")
+        conf = run.section("conformal")
+        if conf:
+            lines.append(f"Prediction intervals (split-conformal, α={conf.get('alpha')}): ± {_fmt(conf.get('q'))}, "
+                         f"test coverage {_fmt(conf.get('test_coverage'))} (nominal {_fmt(conf.get('nominal_coverage'))}).")
+    elif not cls:
         lines.append(NOT_EVALUATED)
     else:
         test = cls.get("test") or {}
@@ -185,6 +196,8 @@ def _metrics(run: _Run) -> str:
 
 def _calibration(run: _Run) -> str:
     cal = run.calibration or run.section("calibration")
+    if run.section("regression"):
+        return "## Calibration\n\nRegression: see the prediction intervals under Metrics (split-conformal on val)."
     if not cal:
         return "## Calibration\n\n" + NOT_EVALUATED
     rows = [["ECE", cal.get("ece_before"), cal.get("ece_after")],
@@ -204,7 +217,7 @@ def _fairness(run: _Run) -> str:
              f"Group attribute: `{fair.get('attribute')}` — {fair.get('description', '')}", ""]
     groups = fair.get("groups") or {}
     if groups:
-        keys = [k for k in ("count", "accuracy", "f1_macro", "selection_rate") if any(k in g for g in groups.values())]
+        keys = [k for k in ("count", "accuracy", "f1_macro", "selection_rate", "rmse", "mae") if any(k in g for g in groups.values())]
         lines += [_table(["group", *keys], [[name, *[g.get(k) for k in keys]] for name, g in groups.items()]), ""]
     lines.append(f"- demographic parity difference (max over classes, one-vs-rest): "
                  f"{_fmt(fair.get('demographic_parity_difference'))} (threshold {_fmt((fair.get('thresholds') or {}).get('demographic_parity_difference'))})")
@@ -226,7 +239,7 @@ def _limitations(run: _Run) -> str:
         items.append(f"The deep model does not beat the best simple baseline ({base.get('best')}).")
     if (run.section("success") or {}).get("verdict") == "FAIL":
         items.append("The run FAILED its configured success criterion.")
-    if run.metrics and not run.section("classification"):
+    if run.metrics and not run.section("classification") and not run.section("regression"):
         items.append("Not yet evaluated beyond training metrics: no calibration, fairness or baseline evidence.")
     return "## Limitations\n\n" + "\n".join(f"- {i}" for i in items)
 

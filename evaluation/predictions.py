@@ -93,6 +93,10 @@ class EvaluationData:
         """Inputs for classic baselines: flattened preprocessed pixels, or the cleaned texts."""
         if self.kind == "text":
             return [self.datamodule.texts[i] for i in self.datamodule.splits[split]]
+        if self.kind == "tabular":  # the run's imputation/scaling, categories one-hot
+            from evaluation.tabular import baseline_features
+
+            return baseline_features(self, split)
         rows = [b["pixel_values"].flatten(1).numpy() for b in self.batches(split)]
         return np.concatenate(rows)
 

@@ -17,11 +17,16 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
         for key in ("roc_auc_macro", "pr_auc_macro"):
             if m.get(key) is not None:
                 out[f"{split}/{key}"] = m[key]
+    for split, m in (report.get("regression") or {}).items():
+        out.update({f"{split}/{k}": m[k] for k in ("rmse", "mae", "r2")})
+    if report.get("conformal"):
+        out["test/coverage"] = report["conformal"]["test_coverage"]
     cal = report.get("calibration") or {}
     for key in ("ece_before", "ece_after", "mce_before", "mce_after"):
         if key in cal:
             out[f"test/{key}"] = cal[key]
     margin = (report.get("baselines") or {}).get("margin") or {}
+    # test/baseline_margin_<metric> >= 0 requires beating the best baseline (positive = the deep model is better)
     out.update({f"test/baseline_margin_{k}": v for k, v in margin.items()})
     return out
 

@@ -58,11 +58,17 @@ def _fairness(data: EvaluationData, cfg: DictConfig, out_dir: Path) -> dict[str,
 def _baselines(data: EvaluationData, cfg: DictConfig, deep: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     train_y = np.array([data.datamodule.item_labels[i] for i in data.datamodule.splits["train"]])
     test_y = data.outputs["test"].labels.numpy()
-    models = run_baselines(data.features("train"), train_y, data.features("test"), test_y, data.kind,
-                           list(cfg.baselines.models), int(data.cfg.get("seed", 0)))
+    if data.kind == "tabular":  # linear, random forest, XGBoost, LightGBM on the run's own encoding
+        from evaluation.tabular import classification_scores, run_tabular_baselines
+
+        models = run_tabular_baselines(data, classification_scores)
+    else:
+        models = run_baselines(data.features("train"), train_y, data.features("test"), test_y, data.kind,
+                               list(cfg.baselines.models), int(data.cfg.get("seed", 0)))
     deep_scores = {"accuracy": deep["accuracy"], "f1_macro": deep["macro"]["f1"]}
     plot_baselines(deep_scores, models, out_dir / "baselines.png")
-    features = "TF-IDF word 1-2 grams" if data.kind == "text" else "flattened preprocessed pixels (standardised)"
+    features = {"text": "TF-IDF word 1-2 grams", "tabular": "the run's imputation + standardisation, categories one-hot"
+                }.get(data.kind, "flattened preprocessed pixels (standardised)")
     return {"features": features, "trained_on": "train split", "evaluated_on": "test split", "models": models,
             "deep": deep_scores, **compare(deep_scores, models, cfg.baselines.metric)}
 

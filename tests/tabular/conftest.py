@@ -21,7 +21,7 @@ def tabular_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pat
     def get(experiment: str) -> Path:
         if experiment not in done:
             run_entry("train.py", f"+experiment={experiment}", f"paths.output_root={root}", "run_id=fixture",
-                      "evaluate=false", *QUIET)
+                      "evaluate=true", *QUIET)
             done[experiment] = root / experiment / "fixture"
         return done[experiment]
 
