@@ -191,6 +191,16 @@ class RunDir:
         return self.path / DATA_CHECKS_DIR
 
     @property
+    def data_report_path(self) -> Path:
+        """RUN_DIR/data_checks/data_report.json."""
+        return self.data_checks_dir / DATA_REPORT_JSON
+
+    @property
+    def cv_summary_path(self) -> Path:
+        """RUN_DIR/cv_summary.json (every fold's run of a cross-validation)."""
+        return self.path / CV_SUMMARY_JSON
+
+    @property
     def export_dir(self) -> Path:
         """RUN_DIR/export."""
         return self.path / EXPORT_DIR

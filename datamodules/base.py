@@ -10,10 +10,11 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from core import rundir
 from datamodules.checks.config import load_checks_config
 from datamodules.cv import check_fold, cv_splits
 from datamodules.epoch_state import EpochResumeMixin
-from datamodules.preprocessing import SPEC_FILENAME, PreprocessSpec
+from datamodules.preprocessing import PreprocessSpec
 from datamodules.records import BadRecord, as_dicts, check_bad_records
 from datamodules.splits import stratified_split
 
@@ -147,17 +148,17 @@ class ClassificationDataModule(EpochResumeMixin, LightningDataModule):
     def artifacts(self) -> dict[str, Any]:
         """Plain-data files the run directory keeps under `data/` and at its top."""
         return {
-            "data/splits.json": {s: [self.item_ids[i] for i in self.splits[s]] for s in SPLITS},
-            "data/labels.json": self.labels,
-            "data/bad_records.json": {
+            rundir.SPLITS: {s: [self.item_ids[i] for i in self.splits[s]] for s in SPLITS},
+            rundir.LABELS: self.labels,
+            rundir.BAD_RECORDS: {
                 "total_records": self.total_records,
                 "bad_count": len(self.bad_records),
                 "bad_records": as_dicts(self.bad_records),
             },
-            SPEC_FILENAME: self.preprocess_spec().to_dict(),
+            rundir.PREPROCESS: self.preprocess_spec().to_dict(),
         }
 
 
 def read_split_ids(run_dir: str | Path) -> dict[str, list[str]]:
     """The item ids of each split that a run trained on."""
-    return json.loads((Path(run_dir) / "data" / "splits.json").read_text())
+    return rundir.RunDir(run_dir).read_json(rundir.SPLITS)

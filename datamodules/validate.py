@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from core.rundir import RunDir
 from trainers.resolvers import REPO_ROOT, register
 
 register()
@@ -30,7 +31,7 @@ def main(cfg: DictConfig) -> None:
     datamodule = instantiate(cfg.datamodule)
     datamodule.setup("fit")
     report = run_checks(datamodule, cfg.datamodule.data_checks)
-    out_dir = Path(run_dir) / "data_checks" if run_dir else Path(cfg.paths.output_root) / cfg.name / "data_checks"
+    out_dir = RunDir(run_dir).data_checks_dir if run_dir else RunDir(Path(cfg.paths.output_root) / cfg.name).data_checks_dir
     path = write_report(report, out_dir)
     for name, check in report["checks"].items():
         print(f"{name:17s} {check['status']:5s} {check['summary']}")
@@ -44,10 +45,10 @@ def validate_run_config(cfg: DictConfig, run_dir: str | None) -> None:
     """With run_dir=, the composed datamodule must be the one the run trained on (else the report misleads)."""
     if not run_dir:
         return
-    saved = Path(run_dir) / "config.yaml"
-    if not saved.is_file():
+    run = RunDir(run_dir)
+    if not run.is_run():
         raise SystemExit(f"run_dir={run_dir} has no config.yaml: not a Shipyard run directory")
-    trained = OmegaConf.load(saved).datamodule.get("_target_")
+    trained = run.read_config().datamodule.get("_target_")
     if trained != cfg.datamodule._target_:
         raise SystemExit(f"run_dir={run_dir} trained with {trained}, but this config composes {cfg.datamodule._target_}: "
                          "pass the run's +experiment=")

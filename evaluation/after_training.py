@@ -8,10 +8,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from core.rundir import RunDir
 from trainers.rundir import atomic_write_text
 
 log = logging.getLogger(__name__)
-ERROR_FILE = "evaluation_error.txt"
 
 
 def skip_reason(cfg: DictConfig) -> str | None:
@@ -35,15 +35,16 @@ def evaluate_after_training(cfg: DictConfig, run_dir: Path) -> dict[str, Any] | 
     from evaluation.config import load_default
     from evaluation.report import evaluate_run, summary_line
 
+    run = RunDir(run_dir)
     try:
         report = evaluate_run(load_default(run_dir))
     except Exception as err:  # noqa: BLE001 - recorded and logged in full below
         text = traceback.format_exc()
-        atomic_write_text(run_dir / "report" / ERROR_FILE, text)
+        atomic_write_text(run.evaluation_error_path, text)
         log.error("evaluation of %s failed: %s\n%s", run_dir, err, text)
-        print(f"evaluation FAILED ({err}); see {run_dir / 'report' / ERROR_FILE} or rerun "
+        print(f"evaluation FAILED ({err}); see {run.evaluation_error_path} or rerun "
               f"python evaluate.py run_dir={run_dir}")
         return None
-    (run_dir / "report" / ERROR_FILE).unlink(missing_ok=True)
+    run.evaluation_error_path.unlink(missing_ok=True)
     print(f"evaluation: {summary_line(report)}")
-    return {"verdict": report["success"]["verdict"], "report": str(run_dir / "report" / "report.md")}
+    return {"verdict": report["success"]["verdict"], "report": str(run.report_md_path)}

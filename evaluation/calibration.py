@@ -17,7 +17,7 @@ from sklearn.calibration import calibration_curve
 from torchmetrics.functional.classification import multiclass_calibration_error
 
 from evaluation.figures import new_figure, save_png
-from evaluation.layout import calibration_path
+from core.rundir import RunDir
 from trainers.rundir import atomic_write_json
 
 
@@ -123,6 +123,6 @@ def calibrate(val_logits: torch.Tensor, val_labels: torch.Tensor, test_logits: t
 
 def write_calibration(run_dir: Path, result: dict[str, Any]) -> Path:
     """RUN_DIR/calibration.json (atomic): the temperature export applies, with its evidence."""
-    path = calibration_path(run_dir)
+    path = RunDir(run_dir).calibration_path
     atomic_write_json(path, {k: v for k, v in result.items() if k != "figure"})
     return path

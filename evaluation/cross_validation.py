@@ -17,8 +17,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-SUMMARY_JSON = "cv_summary.json"
-SUMMARY_MD = "cv_summary.md"
+from core.rundir import CV_SUMMARY_JSON as SUMMARY_JSON
+from core.rundir import CV_SUMMARY_MD as SUMMARY_MD
+from core.rundir import METRICS
 
 
 def cv_mode(folds: Any) -> str | None:
@@ -49,7 +50,7 @@ class CrossValidationCallback(Callback):
         from trainers.rundir import atomic_write_json
 
         run_dir = Path(config.paths.run_dir)
-        metrics_path = run_dir / "metrics.json"
+        metrics_path = run_dir / METRICS
         record = {"fold": int(cv.fold), "folds": int(cv.folds), "run_dir": str(run_dir.resolve()),
                   "status": getattr(getattr(job_return, "status", None), "name", "UNKNOWN"),
                   "metrics": json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}}

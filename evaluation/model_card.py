@@ -7,14 +7,7 @@ from typing import Any, Callable
 
 import yaml
 
-from evaluation.layout import (
-    CALIBRATION_JSON,
-    DATA_CHECKS_DIR,
-    DATA_REPORT_JSON,
-    MODEL_CARD,
-    REPORT_DIR,
-    REPORT_JSON,
-)
+from core.rundir import RunDir
 from trainers.rundir import atomic_write_text
 
 NOT_EVALUATED = "_Not evaluated yet — run `python evaluate.py run_dir=RUN_DIR`._"
@@ -61,16 +54,17 @@ class _Run:
 
     def __init__(self, run_dir: Path) -> None:
         self.dir = run_dir
-        self.config = _load(run_dir / "config.yaml") or {}
-        self.info = _load(run_dir / "run.json") or {}
-        self.metrics = _load(run_dir / "metrics.json") or {}
-        self.bad = _load(run_dir / "data" / "bad_records.json")
-        self.splits = _load(run_dir / "data" / "splits.json")
-        self.preprocess = _load(run_dir / "preprocess.json") or {}
-        self.report = _load(run_dir / REPORT_DIR / REPORT_JSON)
-        self.calibration = _load(run_dir / CALIBRATION_JSON)
-        self.data_checks = _load(run_dir / DATA_CHECKS_DIR / DATA_REPORT_JSON)
-        self.cv = _load(run_dir / "cv_summary.json")  # written into every fold's run by the CV callback
+        run = RunDir(run_dir)
+        self.config = _load(run.config_path) or {}
+        self.info = _load(run.info_path) or {}
+        self.metrics = _load(run.metrics_path) or {}
+        self.bad = _load(run.bad_records_path)
+        self.splits = _load(run.splits_path)
+        self.preprocess = _load(run.spec_path) or {}
+        self.report = _load(run.report_json_path)
+        self.calibration = _load(run.calibration_path)
+        self.data_checks = _load(run.data_report_path)
+        self.cv = _load(run.cv_summary_path)  # written into every fold's run by the CV callback
 
     def section(self, key: str) -> Any:
         return (self.report or {}).get(key)
@@ -258,8 +252,8 @@ def render_model_card(run_dir: str | Path) -> str:
 def write_model_card(run_dir: Path) -> Path:
     """Write RUN_DIR/MODEL_CARD.md (atomically) and return its path."""
     run_dir = Path(run_dir)
-    if not (run_dir / "run.json").is_file() and not (run_dir / "config.yaml").is_file():
+    if not RunDir(run_dir).info_path.is_file() and not RunDir(run_dir).config_path.is_file():
         raise FileNotFoundError(f"{run_dir} has neither run.json nor config.yaml: not a Shipyard run directory")
-    path = run_dir / MODEL_CARD
+    path = RunDir(run_dir).model_card_path
     atomic_write_text(path, render_model_card(run_dir))
     return path

@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader
 
-from datamodules.base import ClassificationDataModule, read_split_ids
+from datamodules.base import ClassificationDataModule
+from core.rundir import RunDir
 from trainers.checkpoints import load_net_state_dict, resolve_checkpoint
 from trainers.tasks import run_task, task_class
 
@@ -22,10 +23,11 @@ log = logging.getLogger(__name__)
 
 def load_run_config(run_dir: Path) -> DictConfig:
     """The resolved config.yaml a run saved."""
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run_dir must be a Shipyard run directory (with config.yaml)")
-    return OmegaConf.load(path)
+    run = RunDir(run_dir)
+    if not run.config_path.is_file():
+        raise FileNotFoundError(f"{run.config_path} does not exist: run_dir must be a Shipyard run directory "
+                                "(with config.yaml)")
+    return run.read_config()
 
 
 def best_checkpoint(run_dir: Path) -> Path:
@@ -126,7 +128,7 @@ def load_evaluation_data(run_dir: str | Path, splits: tuple[str, ...] = ("val", 
     cfg = load_run_config(run_dir)
     datamodule: ClassificationDataModule = instantiate(cfg.datamodule)
     datamodule.setup("fit")
-    saved = read_split_ids(run_dir) if (run_dir / "data" / "splits.json").is_file() else None
+    saved = RunDir(run_dir).read_split_ids()
     for split in splits:
         ids = [datamodule.item_ids[i] for i in datamodule.splits[split]]
         if saved is not None and saved.get(split) != ids:

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from evaluation.layout import DATA_REPORT_JSON, REPORT_JSON, REPORT_MD, data_checks_dir, report_dir
+from core.rundir import DATA_REPORT_JSON, REPORT_JSON, REPORT_MD, RunDir
 from evaluation.model_card import write_model_card
 from evaluation.report_md import render_markdown
 from evaluation.success import verdict
@@ -21,13 +21,13 @@ log = logging.getLogger(__name__)
 
 
 def _data_checks(run_dir: Path) -> dict[str, Any] | None:
-    path = data_checks_dir(run_dir) / DATA_REPORT_JSON
+    path = RunDir(run_dir).data_report_path
     if not path.is_file():
         return None
     report = json.loads(path.read_text())
     return {"passed": report.get("passed"), "failures": report.get("failures", []),
             "checks": {k: {"status": v.get("status"), "summary": v.get("summary")} for k, v in report.get("checks", {}).items()},
-            "report": f"../{data_checks_dir(run_dir).name}/{DATA_REPORT_JSON}"}
+            "report": f"../{RunDir(run_dir).data_checks_dir.name}/{DATA_REPORT_JSON}"}
 
 
 def _timed(timings: dict[str, float], name: str, fn: Any, *args: Any) -> Any:
@@ -43,7 +43,7 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.run_dir)
     task = run_task(run_dir)
     sections = evaluation_for(task)
-    out_dir = report_dir(run_dir)
+    out_dir = RunDir(run_dir).report_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     data = _timed(timings, "predictions", sections.load, run_dir, cfg.batch_size)

@@ -11,7 +11,7 @@ from lightning.pytorch import Callback, LightningDataModule, LightningModule, Tr
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from trainers.checkpoint_io import AtomicCheckpointIO
 from trainers.config_check import ConfigError, check_targets, check_top_level
@@ -20,15 +20,8 @@ from trainers.strategy_check import check_strategy
 from trainers.tasks.base import TaskModule
 from trainers.resolvers import REPO_ROOT, RUN_ID_ENV
 from trainers.slurm import check_job_environment, requeue_resume_mode, slurm_attempt_info
-from trainers.rundir import (
-    atomic_write_json,
-    atomic_write_text,
-    git_revision,
-    now_iso,
-    package_versions,
-    read_json,
-    resolve_resume_checkpoint,
-)
+from core.rundir import RunDir
+from trainers.rundir import git_revision, now_iso, package_versions, resolve_resume_checkpoint
 
 TOP_LEVEL_SCHEMA: dict[str, tuple[type, ...]] = {
     "name": (str,), "run_id": (str, int), "seed": (int,), "ckpt_path": (str, type(None)),
@@ -71,13 +64,12 @@ def write_run_start(run_dir: Path, cfg: DictConfig, datamodule: Any, resumed_fro
                     task: type[TaskModule]) -> dict[str, Any]:
     """Rank 0: the resolved config (once), data artifacts, run.json with provenance."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_path = run_dir / "config.yaml"
-    if not config_path.exists():
-        atomic_write_text(config_path, OmegaConf.to_yaml(cfg, resolve=True))
+    run = RunDir(run_dir)
+    if not run.config_path.exists():
+        run.write_config(cfg)
     for rel, data in datamodule.artifacts().items():
-        atomic_write_json(run_dir / rel, data)
-    run_json = run_dir / "run.json"
-    info = read_json(run_json) if run_json.exists() else {
+        run.write_json(rel, data)
+    info = run.read_info() if run.info_path.exists() else {
         "run_id": str(cfg.run_id),
         "experiment": cfg.name,
         "run_dir": str(run_dir.resolve()),
@@ -92,7 +84,7 @@ def write_run_start(run_dir: Path, cfg: DictConfig, datamodule: Any, resumed_fro
     }
     info["attempts"].append({"start_time": now_iso(), "resumed_from": str(resumed_from) if resumed_from else None,
                              "pid": os.getpid(), **slurm_attempt_info()})
-    atomic_write_json(run_json, info)
+    run.write_info(info)
     return info
 
 
@@ -163,8 +155,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
         metrics = evaluate_best(trainer, model, datamodule) if cfg.test_after_fit else {}
     finally:  # a preempted or failed attempt used its device-hours too
-        if trainer.is_global_zero and cfg.get("cost") is not None and (run_dir / "run.json").exists():
-            record_attempt_cost(run_dir / "run.json", instantiate(cfg.cost), trainer.num_devices, trainer.num_nodes,
+        if trainer.is_global_zero and cfg.get("cost") is not None and RunDir(run_dir).info_path.exists():
+            record_attempt_cost(RunDir(run_dir).info_path, instantiate(cfg.cost), trainer.num_devices, trainer.num_nodes,
                                 process_wall_seconds(), trainer.strategy.root_device)
     wall = time.time() - started
 
@@ -176,18 +168,17 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         summary["objective"] = metrics[cfg.optimized_metric]
     if trainer.is_global_zero:
         callback = _checkpoint_callback(trainer)
-        atomic_write_json(run_dir / "metrics.json", metrics)
-        info = read_json(run_dir / "run.json")
-        info.update(
+        run = RunDir(run_dir)
+        run.write_metrics(metrics)
+        run.update_info(
             end_time=now_iso(),
             fit_wall_seconds=round(wall, 2),
             best_checkpoint=callback.best_model_path if callback else None,
             best_score=float(callback.best_model_score) if callback and callback.best_model_score is not None else None,
-            last_checkpoint=str(last) if (last := run_dir / "checkpoints" / "last.ckpt").exists() else None,
+            last_checkpoint=str(last) if (last := run.last_checkpoint_path).exists() else None,
             global_step=trainer.global_step,
             epochs=trainer.current_epoch,
         )
-        atomic_write_json(run_dir / "run.json", info)
         shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith(("test/", "val/")))
         print(f"metrics: {shown}")
         print(f"run directory: {run_dir}")

@@ -6,15 +6,14 @@ from typing import Any
 
 from datamodules.checks.basic import class_balance, exact_duplicates, leakage, missing_values
 from core.errors import UserError
+from core.rundir import DATA_REPORT_JSON as REPORT_JSON
+from core.rundir import DATA_REPORT_MD as REPORT_MD
 from datamodules.checks.config import DataChecksConfig, load_checks_config
 from datamodules.checks.items import collect_items
 from datamodules.checks.near_duplicates import near_duplicates
 from datamodules.checks.privacy import pii_scan
 from datamodules.checks.schema import schema
 from datamodules.checks.stats import image_stats, plot_distributions, text_stats
-
-REPORT_JSON = "data_report.json"  # same names as evaluation.layout (which reads them into the model card)
-REPORT_MD = "data_report.md"
 
 
 class DataCheckError(UserError, RuntimeError):

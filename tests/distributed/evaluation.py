@@ -5,10 +5,10 @@ from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
 from torch import nn
 
-from trainers.consolidate import load_net_state_dict
+from core.rundir import RunDir
+from trainers.checkpoints import load_net_state_dict
 from trainers.resolvers import register
 
 register()
@@ -16,7 +16,7 @@ register()
 
 def plain_net(run_dir: Path, checkpoint: Path | None = None) -> nn.Module:
     """The run's net rebuilt from its config.yaml, with the checkpoint's consolidated weights (strict), eval mode."""
-    net = instantiate(OmegaConf.load(run_dir / "config.yaml").model.net)
+    net = instantiate(RunDir(run_dir).read_config().model.net)
     if checkpoint is not None:
         net.load_state_dict(load_net_state_dict(checkpoint), strict=True)
     return net.eval()
@@ -24,7 +24,7 @@ def plain_net(run_dir: Path, checkpoint: Path | None = None) -> nn.Module:
 
 def fixed_batch(run_dir: Path, size: int) -> dict[str, torch.Tensor]:
     """The first `size` test samples in the datamodule's (unshuffled) test order."""
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg = RunDir(run_dir).read_config()
     datamodule = instantiate(cfg.datamodule, batch_size=size)
     datamodule.setup("test")
     return next(iter(datamodule.test_dataloader()))
