@@ -43,6 +43,12 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             p = r["processes"]
             rows.append(("scoring records/s, 2 processes", _f(p["two"]["records_per_second"]),
                          f"{_f(p['one']['records_per_second'])} (1 process)", _f(p["two_over_one"]), "report"))
+    elif name == "lm_data":
+        t, m = r["tokenize"], r["memory"]
+        rows.append((f"tokenize MB/s ({t['megabytes']} MB, {t['files']} files)", _f(t["ours_mb_per_s"]),
+                     f"{_f(t['encode_batch_mb_per_s'])} (tokenizers encode_batch)", _f(t["ratio"]), "≥ 0.8"))
+        rows.append((f"LM datamodule peak RSS MB, one epoch, {m['scale']}× corpus", _f(m["large"]["peak_rss_mb"]),
+                     f"{_f(m['small']['peak_rss_mb'])} (1× corpus)", _f(m["ratio"]), "≤ 1.1"))
     return rows
 
 

@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("training_overhead", "data_loading", "startup", "serving", "scoring")
+SECTIONS = ("training_overhead", "data_loading", "startup", "serving", "scoring", "lm_data")
 
 
 def _settings(quick: bool) -> dict[str, Any]:
     if quick:
         return {"train_repeats": 1, "train_steps": {"digits_cnn": (2, 4), "text_transformer": (2, 4)},
                 "data_epochs": 1, "data_repeats": 1, "startup_repeats": 1, "serving_requests": 16,
-                "scoring_repeats": 1}
+                "scoring_repeats": 1, "lm_data_repeats": 1, "lm_data_files": 12}
     return {"train_repeats": 3, "train_steps": None, "data_epochs": 3, "data_repeats": 3, "startup_repeats": 3,
-            "serving_requests": 200, "scoring_repeats": 3}
+            "serving_requests": 200, "scoring_repeats": 3, "lm_data_repeats": 3, "lm_data_files": None}
 
 
 def _sections(s: dict[str, Any], workdir: Path, only: set[str]) -> dict[str, Callable[[], Any]]:
@@ -67,8 +67,13 @@ def _sections(s: dict[str, Any], workdir: Path, only: set[str]) -> dict[str, Cal
         return bench_scoring(export().export_dir, folder, repeats=s["scoring_repeats"], torch_threads=1,
                              processes=s["scoring_repeats"] > 1)
 
+    def lm_data() -> Any:
+        from benchmarks import lm_data as lm_data_bench
+
+        return lm_data_bench.bench(repeats=s["lm_data_repeats"], files=s["lm_data_files"], workdir=workdir)
+
     table = {"training_overhead": training, "data_loading": data, "startup": startup, "serving": serving,
-             "scoring": scoring}
+             "scoring": scoring, "lm_data": lm_data}
     return {k: v for k, v in table.items() if not only or k in only}
 
 

@@ -11,7 +11,7 @@ import sysconfig
 from pathlib import Path
 
 from datamodules.token_build import tokenize_corpus
-from datamodules.token_shards import FORMAT, INDEX
+from datamodules.token_shards import FORMAT, INDEX, TokenDataError
 
 CORPORA = ("stdlib",)
 
@@ -39,7 +39,7 @@ def stdlib_files() -> tuple[Path, list[Path]]:
 def corpus_dir(name: str = "stdlib", vocab_size: int = 8192, cache: Path | None = None) -> Path:
     """The tokenized folder of a bundled corpus; tokenized on first use, safely under concurrent ranks."""
     if name not in CORPORA:
-        raise ValueError(f"datamodule.corpus={name!r} is not a bundled corpus; choose one of {CORPORA} "
+        raise TokenDataError(f"datamodule.corpus={name!r} is not a bundled corpus; choose one of {CORPORA} "
                          "or set datamodule.data_dir= to a folder made by `python -m datamodules.tokenize`")
     root, files = stdlib_files()
     key = {"corpus": name, "python": sys.version.split()[0], "format": FORMAT, "vocab_size": vocab_size,

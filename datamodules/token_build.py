@@ -10,6 +10,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from core.errors import UserError
+
 from datamodules.token_shards import (EOT, INDEX, SETTINGS, TOKENIZER, ShardWriter, atomic_write_bytes,
                                       atomic_write_json, completed_shards, read_index, token_dtype, write_index)
 from datamodules.token_sources import Record, SourceError, check_columns, fingerprint, iter_records, list_files
@@ -20,7 +22,7 @@ DEFAULT_SHARD_TOKENS = 1 << 24  # 32 MiB of uint16 per shard
 BATCH_CHARS = 1 << 21  # characters per encode_batch call: enough work for the library's threads
 
 
-class SettingsError(ValueError):
+class SettingsError(UserError, ValueError):
     """The output folder holds another tokenization (or something else): refused before any work."""
 
 

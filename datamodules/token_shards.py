@@ -16,11 +16,13 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from core.atomic import atomic_write_bytes, atomic_write_with
+from core.errors import UserError
 
 FORMAT = "shipyard-tokens/1"
 INDEX = "index.json"
@@ -31,6 +33,15 @@ REJECTS = "rejects.jsonl"
 EOT = "<|endoftext|>"
 
 
+class TokenDataError(UserError, ValueError):
+    """A tokenized folder that is missing, unfinished or damaged: exit 2 with what to run."""
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Compact, sorted JSON (shard sidecars and the index can list many documents)."""
+    atomic_write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
+
+
 def token_dtype(vocab_size: int) -> np.dtype:
     """uint16 while every id fits (vocab ≤ 65535), else uint32."""
     return np.dtype(np.uint16) if vocab_size <= 65535 else np.dtype(np.uint32)
@@ -38,36 +49,6 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 def shard_name(number: int, suffix: str) -> str:
     return f"shard_{number:05d}.{suffix}"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename: readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a data file is as readable as the umask allows
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode())
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ShardWriter:
@@ -104,11 +85,18 @@ class ShardWriter:
         """Write the shard being filled (also the last, partial one; nothing when it holds no record)."""
         if record_end == self.start:
             return
-        data = np.concatenate(self.parts).tobytes() if self.parts else b""
-        atomic_write_bytes(self.out / shard_name(self.number, "bin"), data)
+        digest = hashlib.sha256()
+
+        def write(f: Any) -> None:  # streamed part by part: no second copy of the shard in memory
+            for part in self.parts:
+                view = memoryview(np.ascontiguousarray(part)).cast("B")
+                digest.update(view)
+                f.write(view)
+
+        atomic_write_with(self.out / shard_name(self.number, "bin"), write)
         atomic_write_json(self.out / shard_name(self.number, "json"), {
             "records": [self.start, record_end], "tokens": self.tokens, "documents": self.docs,
-            "rejects": self.rejects, "sha256": hashlib.sha256(data).hexdigest()})
+            "rejects": self.rejects, "sha256": digest.hexdigest()})
         self.number += 1
         self.start = record_end
         self._reset()
@@ -145,11 +133,11 @@ def read_index(data_dir: Path) -> dict[str, Any]:
     """The finished index of a tokenized folder, with an error that says how to make one."""
     path = Path(data_dir) / INDEX
     if not path.exists():
-        raise FileNotFoundError(f"{data_dir} has no {INDEX}: not a finished tokenization; run "
+        raise TokenDataError(f"{data_dir} has no {INDEX}: not a finished tokenization; run "
                                 f"`python -m datamodules.tokenize input=PATH output={data_dir}` (it resumes)")
     index = json.loads(path.read_text())
     if index.get("format") != FORMAT:
-        raise ValueError(f"{path}: format {index.get('format')!r}, expected {FORMAT!r}; tokenize again")
+        raise TokenDataError(f"{path}: format {index.get('format')!r}, expected {FORMAT!r}; tokenize again")
     return index
 
 
@@ -176,7 +164,7 @@ class TokenShards:
         size = self.dtype.itemsize
         data = os.pread(fd, length * size, offset * size)
         if len(data) != length * size:
-            raise ValueError(f"{self.paths[shard]} is shorter than its index says: tokenize again")
+            raise TokenDataError(f"{self.paths[shard]} is shorter than its index says: tokenize again")
         return np.frombuffer(data, dtype=self.dtype)
 
     def memmap(self, shard: int) -> np.memmap:

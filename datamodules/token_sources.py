@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from core.errors import UserError
+
 TABLE_SUFFIXES = (".jsonl", ".csv", ".parquet")
 
 
-class SourceError(ValueError):
+class SourceError(UserError, ValueError):
     """The input cannot be read at all (missing, empty folder, no such column): reported before any work."""
 
 

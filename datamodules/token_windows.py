@@ -5,20 +5,20 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.token_shards import TokenShards
+from datamodules.token_shards import TokenDataError, TokenShards
 
 
 def split_documents(count: int, val_fraction: float, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
     """Seeded split of document numbers: no document is in two splits; each split sorted (file order)."""
     if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
-        raise ValueError(f"datamodule.val_fraction={val_fraction} and test_fraction={test_fraction} must be >= 0 "
+        raise TokenDataError(f"datamodule.val_fraction={val_fraction} and test_fraction={test_fraction} must be >= 0 "
                          "and leave documents for training (sum < 1)")
     order = np.random.default_rng(seed).permutation(count)
     # at least one document for a split asked for (tiny corpora), never all of them
     n_val = max(int(round(val_fraction * count)), 1 if val_fraction > 0 else 0)
     n_test = max(int(round(test_fraction * count)), 1 if test_fraction > 0 else 0)
     if n_val + n_test >= count:
-        raise ValueError(f"{count} documents cannot be split into train/val/test with val_fraction={val_fraction}, "
+        raise TokenDataError(f"{count} documents cannot be split into train/val/test with val_fraction={val_fraction}, "
                          f"test_fraction={test_fraction}: tokenize more documents or lower the fractions")
     return {"val": np.sort(order[:n_val]), "test": np.sort(order[n_val:n_val + n_test]),
             "train": np.sort(order[n_val + n_test:])}

@@ -16,14 +16,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from datamodules.token_build import BATCH_CHARS, DEFAULT_SHARD_TOKENS, SettingsError, summary_line, tokenize_corpus
-from datamodules.token_sources import SourceError
+from core.errors import UserError
+from datamodules.token_build import BATCH_CHARS, DEFAULT_SHARD_TOKENS, summary_line, tokenize_corpus
 
 KEYS = ("input", "output", "tokenizer", "vocab_size", "text_column", "shard_tokens", "batch_chars")
 USAGE = "usage: python -m datamodules.tokenize input=PATH output=DIR [tokenizer=train|PATH] [vocab_size=N] [text_column=NAME]"
 
 
-class UsageError(ValueError):
+class UsageError(UserError, ValueError):
     """A bad command line: exit 2 with this message."""
 
 
@@ -69,7 +69,7 @@ def main(argv: list[str]) -> int:
     try:
         kwargs = parse_args(argv)
         index = tokenize_corpus(**kwargs)
-    except (UsageError, SourceError, SettingsError) as err:
+    except UserError as err:  # bad arguments, unreadable input, another tokenization in output=
         print(f"datamodules.tokenize: {err}", file=sys.stderr)
         return 2
     print(summary_line(index, Path(kwargs["output"])))

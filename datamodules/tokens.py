@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader
 
 from datamodules.epoch_state import EpochResumeMixin
 from datamodules.token_build import load_tokenizer
-from datamodules.token_shards import TOKENIZER, TokenShards, read_index
+from datamodules.token_shards import TOKENIZER, TokenDataError, TokenShards, read_index
 from datamodules.token_windows import PackedWindows, split_documents
 
 SPLITS = ("train", "val", "test")
@@ -46,7 +46,7 @@ class TokensDataModule(EpochResumeMixin, LightningDataModule):
     ) -> None:
         super().__init__()
         if seq_len < 1 or batch_size < 1:
-            raise ValueError(f"datamodule.seq_len={seq_len} and batch_size={batch_size} must be >= 1")
+            raise TokenDataError(f"datamodule.seq_len={seq_len} and batch_size={batch_size} must be >= 1")
         self.data_dir = Path(data_dir) if data_dir else None
         self.corpus = corpus  # used only when data_dir is unset
         self.corpus_vocab_size = vocab_size  # the bundled corpus's tokenizer size; a data_dir has its own
@@ -88,7 +88,7 @@ class TokensDataModule(EpochResumeMixin, LightningDataModule):
         for split in SPLITS:
             self.datasets[split] = PackedWindows(shards, documents[self.splits[split]], self.seq_len)
             if len(self.datasets[split]) == 0:
-                raise ValueError(
+                raise TokenDataError(
                     f"the {split} split of {data_dir} has {self.datasets[split].tokens} tokens, fewer than "
                     f"datamodule.seq_len + 1 = {self.seq_len + 1}: lower seq_len, raise the split's fraction "
                     "or tokenize more text")

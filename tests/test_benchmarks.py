@@ -66,3 +66,25 @@ def test_markdown_lists_failed_sections() -> None:
     report = {"machine": {"cpu": "x", "cores": 2, "torch": "2", "torch_threads": 1, "python": "3", "device": "cpu"},
               "started": "now", "sections": {"serving": {"status": "failed", "error": "RuntimeError: no java"}}}
     assert "**serving** failed: RuntimeError: no java" in markdown(report)
+
+
+def test_lm_data_tokenize_throughput_and_flat_memory(tmp_path: Path) -> None:
+    import numpy as np
+
+    from benchmarks import lm_data
+    from datamodules.token_build import tokenize_corpus
+
+    root, files = lm_data.corpus_files(3)
+    tokenize_corpus(root, tmp_path / "tok", vocab_size=300, files=files)  # a small BPE for the smoke run
+    tokenizer = tmp_path / "tok" / "tokenizer.json"
+    speed = lm_data.tokenize_throughput(tmp_path, files, root, tokenizer, repeats=1)
+    assert speed["ours_mb_per_s"] > 0 and speed["encode_batch_mb_per_s"] > 0
+    assert speed["ratio"] == pytest.approx(speed["ours_mb_per_s"] / speed["encode_batch_mb_per_s"])
+    large = lm_data.scaled_copy(tmp_path / "tok", tmp_path / "large", 3)
+    small_index = json.loads((tmp_path / "tok" / "index.json").read_text())
+    large_index = json.loads((large / "index.json").read_text())
+    assert large_index["documents"] == 3 * small_index["documents"] and large_index["tokens"] == 3 * small_index["tokens"]
+    lengths = np.load(tmp_path / "tok" / "documents.npy")[:, 2]
+    assert np.array_equal(np.load(large / "documents.npy")[:, 2], np.tile(lengths, 3))
+    rss = lm_data.peak_rss(large, seq_len=32)
+    assert rss["peak_rss_mb"] > 0 and rss["batches"] > 0 and rss["tokens"] > 0
