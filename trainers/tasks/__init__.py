@@ -1,9 +1,9 @@
 """The tasks (LightningModules) and the one table that names them: run.json's "task" is a key of TASKS."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from core.rundir import RunDir
 from trainers.tasks.base import TaskModule
 from trainers.tasks.classification import Classifier
 from trainers.tasks.regression import Regressor
@@ -24,7 +24,4 @@ def task_class(name: str) -> type[TaskModule]:
 
 def run_task(run_dir: str | Path) -> str:
     """The task a run directory was trained for (run.json "task"); runs from before the seam are classification."""
-    path = Path(run_dir) / "run.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: run_dir must be a Shipyard run directory (train it first)")
-    return str(json.loads(path.read_text()).get("task", "classification"))
+    return str(RunDir(run_dir).read_info().get("task", "classification"))
