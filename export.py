@@ -26,9 +26,9 @@ def typed_version(cfg: DictConfig) -> str:
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
     """Export, check parity, package; exit 1 with the reason on any failure."""
-    from serving.export import export_run
-    from serving.parity import ParityError, Tolerance
-    from serving.run_loading import ExportError
+    from serving.export.exporter import export_run
+    from serving.export.parity import ParityError, Tolerance
+    from serving.export.run_loading import ExportError
 
     try:
         report = export_run(

@@ -59,7 +59,7 @@ def digits_request_path(dev: torch.device, workdir: Path, repeats: int) -> dict[
     """SimpleCNN on digits: PNG bytes → Shipyard preprocessing → TorchScript forward on the device → top-k JSON."""
     from PIL import Image
 
-    from datamodules.preprocessing import PreprocessSpec, postprocess, preprocess_image_bytes
+    from runtime.preprocessing import PreprocessSpec, postprocess, preprocess_image_bytes
     from trainers.nets.cnn import SimpleCNN
 
     spec = PreprocessSpec(kind="image", labels=[str(d) for d in range(10)], image_size=[8, 8], channels=1,
@@ -69,8 +69,8 @@ def digits_request_path(dev: torch.device, workdir: Path, repeats: int) -> dict[
     Image.fromarray((torch.rand(8, 8) * 255).byte().numpy(), mode="L").save(buf, format="PNG")
     png = buf.getvalue()
 
-    try:  # the TorchServe handlers' own request path (serving/handlers/classifier_io.py)
-        from serving.handlers import classifier_io as hio
+    try:  # the TorchServe handlers' own request path (runtime/classifier_io.py)
+        from runtime import classifier_io as hio
     except ImportError:
         hio = None
 
@@ -85,7 +85,7 @@ def digits_request_path(dev: torch.device, workdir: Path, repeats: int) -> dict[
             return postprocess(logits.float().cpu(), spec, top_k=3)
         return run
 
-    what = ("serving.handlers.classifier_io request path (decode, validate, collate, TorchScript forward on the device, "
+    what = ("runtime.classifier_io request path (decode, validate, collate, TorchScript forward on the device, "
             "top-k JSON)" if hio is not None else "decode+preprocess+TorchScript forward+postprocess (no serving handlers)")
     return {"what": what, "batch_1": _latency(request(1), dev, 10, repeats), "batch_8": _latency(request(8), dev, 10, repeats)}
 

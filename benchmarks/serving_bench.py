@@ -20,9 +20,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from serving.model_store import register_archive, read_manifest
-from serving.server import TorchServeInstance
-from serving.server_config import ModelSettings, compose_serve_config
+from serving.torchserve.model_store import register_archive, read_manifest
+from serving.torchserve.server import TorchServeInstance
+from serving.torchserve.server_config import ModelSettings, compose_serve_config
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -32,7 +32,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def handler_time_ms(mar: Path, body: bytes, repeats: int = 200) -> float:
     """Median in-process time of the handler's work for one request (decode, forward, answer), no server."""
-    from serving.handlers import classifier_io as io
+    from runtime import classifier_io as io
 
     with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(mar) as zf:
         zf.extractall(tmp)

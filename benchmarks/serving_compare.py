@@ -31,9 +31,9 @@ def build_stock_mar(model_pt: Path, out_dir: Path) -> Path:
 
 def bench(exported: Exported, sequential: int = 200, clients: int = 8, total: int = 400) -> dict[str, Any]:
     """Latency and throughput per registration; ratios ours/stock and batched/unbatched."""
-    from serving.model_store import read_manifest, register_archive
-    from serving.server import TorchServeInstance
-    from serving.server_config import ModelSettings, compose_serve_config
+    from serving.torchserve.model_store import read_manifest, register_archive
+    from serving.torchserve.server import TorchServeInstance
+    from serving.torchserve.server_config import ModelSettings, compose_serve_config
 
     body = exported.sample_png.read_bytes()
     out: dict[str, Any] = {}

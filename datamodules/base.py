@@ -14,7 +14,7 @@ from core import rundir
 from datamodules.checks.config import load_checks_config
 from datamodules.cv import check_fold, cv_splits
 from datamodules.epoch_state import EpochResumeMixin
-from datamodules.preprocessing import PreprocessSpec
+from runtime.preprocessing import PreprocessSpec
 from datamodules.records import BadRecord, as_dicts, check_bad_records
 from datamodules.splits import stratified_split
 

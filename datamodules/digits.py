@@ -8,7 +8,7 @@ from PIL import Image
 
 from datamodules.base import ClassificationDataModule
 from datamodules.image_dataset import ImageDataset, compose_augment
-from datamodules.preprocessing import PreprocessSpec
+from runtime.preprocessing import PreprocessSpec
 
 
 def digits_images() -> tuple[list[Image.Image], list[int]]:

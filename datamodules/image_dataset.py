@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from datamodules.preprocessing import PreprocessSpec, image_to_tensor
+from runtime.preprocessing import PreprocessSpec, image_to_tensor
 
 
 class ImageDataset(Dataset):

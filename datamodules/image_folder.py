@@ -8,7 +8,7 @@ from PIL import Image
 
 from datamodules.base import SPLITS, ClassificationDataModule
 from datamodules.image_dataset import ImageDataset, compose_augment
-from datamodules.preprocessing import BadInputError, PreprocessSpec, decode_image
+from runtime.preprocessing import BadInputError, PreprocessSpec, decode_image
 from datamodules.records import BadRecord
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}

@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from datamodules.base import ClassificationDataModule
 from datamodules.hf_assets import resolve_model_dir
-from datamodules.preprocessing import BadInputError, PreprocessSpec, clean_text, load_tokenizer, tokenize
+from runtime.preprocessing import BadInputError, PreprocessSpec, clean_text, load_tokenizer, tokenize
 from datamodules.records import BadRecord
 from datamodules.splits import stratified_split
 from datamodules.tables import read_table  # re-exported: batch scoring reads tables without Lightning

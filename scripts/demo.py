@@ -52,9 +52,9 @@ def export(run_dir: Path) -> Path:
 
 def serve_and_predict(mar: Path, instance_name: str) -> int:
     """Start TorchServe with the archive, predict every sample digit over HTTP, always stop it."""
-    from serving.client import ServingError
-    from serving.server import TorchServeInstance
-    from serving.server_config import compose_serve_config
+    from serving.torchserve.client import ServingError
+    from serving.torchserve.server import TorchServeInstance
+    from serving.torchserve.server_config import compose_serve_config
 
     # one server instance per demo run: its model store never holds another run's digits_cnn 1.0
     instance = TorchServeInstance(compose_serve_config([f"instance={instance_name}"]))

@@ -1,23 +1,31 @@
-"""`python -m serving COMMAND ...`: a thin dispatcher over the command modules in `serving/cli/`.
+"""`python -m serving COMMAND ...`: one explicit table of commands over the modules in `serving/cli/`.
 
-Adding commands (e.g. `registry`, `monitor`, `gateway`, `canary`) needs no edit here or in the other
-command modules: create `serving/cli/<concern>.py` with
-
-    def add_commands(subparsers) -> None:
-        p = subparsers.add_parser("monitor", help="...")
-        p.add_argument(...)
-        add_overrides(p)                  # from serving.cli.common: trailing key=value for conf/serve.yaml
-        p.set_defaults(func=run_monitor)  # run_monitor(args) -> int (exit code)
-
-Every module in `serving/cli/` that defines `add_commands` is discovered (in name order). A command
-raises `ServingError`/`ServeConfigError` for a user-facing failure: the dispatcher prints its message
-(never a traceback) and exits 1.
+Adding a command: write `add_commands(subparsers)` in a `serving/cli/<concern>.py` module (one
+`subparsers.add_parser(NAME, ...)` + `set_defaults(func=run)` per command; `run(args) -> int`), then
+add one row per command NAME to `COMMANDS` below. A command raises `ServingError`/`ServeConfigError`
+for a user-facing failure: the dispatcher prints its message (never a traceback) and exits 1.
 """
 from __future__ import annotations
 
 import sys
+from types import ModuleType
 
-from serving.cli import main
+from serving.cli import canary, gateway, lifecycle, main, models, monitor, predict, registry
+
+# command name -> the module whose add_commands() registers it (checked against what it registers)
+COMMANDS: dict[str, ModuleType] = {
+    "start": lifecycle,
+    "stop": lifecycle,
+    "status": lifecycle,
+    "register": models,
+    "set-default": models,
+    "unregister": models,
+    "predict": predict,
+    "registry": registry,
+    "gateway": gateway,
+    "canary": canary,
+    "monitor": monitor,
+}
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(COMMANDS))

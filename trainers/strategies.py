@@ -132,11 +132,6 @@ def deepspeed(
     return CPUDeepSpeedStrategy(build_comm_op=build_cpu_comm_op, **kwargs)
 
 
-def is_multi_process(num_devices: int, num_nodes: int) -> bool:
-    """More than one rank in the job."""
-    return num_devices * num_nodes > 1
-
-
 def environment_cpu_count() -> int:
     """CPU cores this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

@@ -5,7 +5,7 @@ from typing import Any
 
 from datamodules.checks.config import DataChecksConfig
 from datamodules.checks.items import DataItems
-from datamodules.checks.pii import PII_KINDS, find_pii, redact
+from runtime.pii import PII_KINDS, find_pii, redact
 
 
 def pii_scan(items: DataItems, cfg: DataChecksConfig) -> dict[str, Any]:

@@ -1,32 +1,31 @@
-"""The `python -m serving` command line: one module per concern, discovered by `add_commands`."""
+"""The `python -m serving` command line: one module per concern; the table of commands is in `serving/__main__.py`."""
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
-from typing import Sequence
+from types import ModuleType
+from typing import Mapping, Sequence
 
-from serving.client import ServingError
-from serving.server_config import ServeConfigError
+from serving.torchserve.client import ServingError
+from serving.torchserve.server_config import ServeConfigError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every discovered module's subcommands."""
+def build_parser(commands: Mapping[str, ModuleType]) -> argparse.ArgumentParser:
+    """The top-level parser with the subcommands of the table's modules (each module registered once)."""
     parser = argparse.ArgumentParser(prog="python -m serving", description="Serve Shipyard models with TorchServe.")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name.startswith("_") or info.name == "common":
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        if hasattr(module, "add_commands"):
-            module.add_commands(subparsers)
+    for module in dict.fromkeys(commands.values()):
+        module.add_commands(subparsers)
+    registered = set(subparsers.choices)
+    if registered != set(commands):  # a module registers a command the table does not list, or the reverse
+        raise RuntimeError(f"serving/__main__.py COMMANDS lists {sorted(commands)} but the modules register "
+                           f"{sorted(registered)}: keep the table and the modules in step")
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(commands: Mapping[str, ModuleType], argv: Sequence[str] | None = None) -> int:
     """Parse, dispatch, and turn user-facing errors into a message and exit code 1."""
-    parser = build_parser()
+    parser = build_parser(commands)
     # positional lists (inputs, key=value overrides) may come after options: collect what argparse left over
     args, extra = parser.parse_known_args(argv)
     target = next((name for name in ("items", "overrides") if isinstance(getattr(args, name, None), list)), None)

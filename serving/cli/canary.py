@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from serving.client import ServingError
+from serving.torchserve.client import ServingError
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 
 def run_canary(args: argparse.Namespace) -> int:
     """Run the comparison; user errors become one-line messages."""
-    from serving.canary.report import main
+    from serving.monitoring.canary import main
 
     try:
         return main(list(args.overrides))

@@ -7,7 +7,7 @@ import os
 import re
 from typing import Any, Sequence
 
-from serving.server_config import ServeConfig, compose_serve_config
+from serving.torchserve.server_config import ServeConfig, compose_serve_config
 
 _OVERRIDE = re.compile(r"^[+~]{0,2}[A-Za-z_][\w.]*=")
 

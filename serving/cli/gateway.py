@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from serving.cli.common import print_json, split_overrides
-from serving.client import ServingError
+from serving.torchserve.client import ServingError
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from serving.cli.common import add_overrides, print_json, serve_config
-from serving.server import TorchServeInstance
+from serving.torchserve.server import TorchServeInstance
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 from serving.cli.common import add_overrides, print_json, serve_config
-from serving.client import ServingError
-from serving.model_store import register_archive
-from serving.server import TorchServeInstance
+from serving.torchserve.client import ServingError
+from serving.torchserve.model_store import register_archive
+from serving.torchserve.server import TorchServeInstance
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

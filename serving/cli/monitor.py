@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from serving.client import ServingError
+from serving.torchserve.client import ServingError
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from serving.cli.common import print_json, serve_config, split_overrides
-from serving.client import ServingError
-from serving.server import TorchServeInstance
+from serving.torchserve.client import ServingError
+from serving.torchserve.server import TorchServeInstance
 
 CONTENT_TYPES = {".json": "application/json", ".txt": "text/plain"}
 
@@ -65,7 +65,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def _predict_grpc(instance: TorchServeInstance, name: str, version: str | None, body: bytes) -> int:
     import grpc
 
-    from serving.grpc_client import TorchServeGrpcClient, is_error_answer
+    from serving.torchserve.grpc_client import TorchServeGrpcClient, is_error_answer
 
     with TorchServeGrpcClient(instance.dir) as client:
         try:
@@ -77,7 +77,7 @@ def _predict_grpc(instance: TorchServeInstance, name: str, version: str | None, 
         answer = json.loads(raw)
     except ValueError:
         answer = {"prediction": raw.decode(errors="replace")}
-    if is_error_answer(answer):  # a refused input arrives with gRPC status OK (see serving.grpc_client)
+    if is_error_answer(answer):  # a refused input arrives with gRPC status OK (see serving.torchserve.grpc_client)
         print_json({"status": "refused", "error": answer})
         return 1
     print_json(answer)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from serving.cli.common import print_json, split_overrides
-from serving.client import ServingError
+from serving.torchserve.client import ServingError
 
 USAGE = {"register": 0, "promote": 2, "rollback": 1, "list": 0, "show": (1, 2), "verify": 2, "deploy": 2}
 

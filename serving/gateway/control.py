@@ -11,10 +11,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from serving.client import Endpoints, ServingError, read_keys
+from serving.torchserve.client import Endpoints, ServingError, read_keys
 from serving.gateway.config import GatewayConfig, RateLimit, TLSConfig, read_api_keys
 from serving.gateway.render import render_nginx, render_secrets
-from serving.server_config import free_port
+from serving.torchserve.server_config import free_port
 from trainers.rundir import atomic_write_json, atomic_write_text
 
 STATE_FILE = "gateway.json"   # ports + routes: what reload/route re-render from

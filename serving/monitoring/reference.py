@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from datamodules.checks.pii import redact
-from datamodules.preprocessing import PreprocessSpec, image_to_tensor, tokenize
-from serving.prediction_features import image_features, logit_features, oov_rate, real_token_ids, text_features, words
+from runtime.pii import redact
+from runtime.preprocessing import PreprocessSpec, image_to_tensor, tokenize
+from runtime.prediction_features import image_features, logit_features, oov_rate, real_token_ids, text_features, words
 from trainers.rundir import atomic_write_json
 
 REFERENCE_VERSION = 1

@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
-from serving.prediction_features import IMAGE_NUMERIC, LOGIT_NUMERIC, oov_rate, words
+from runtime.prediction_features import IMAGE_NUMERIC, LOGIT_NUMERIC, oov_rate, words
 
 TEXT_LOGGED = ("char_length", "token_count", "unk_rate")
 VOCAB_TOP = 50  # words tracked by the vocabulary feature; the rest count as "__other__"

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from serving.client import ServingError
+from serving.torchserve.client import ServingError
 from serving.registry.store import ModelRegistry, RegistryConfig
 
 
@@ -42,8 +42,8 @@ def verified_archive(reg: ModelRegistry, cfg: RegistryCLIConfig, name: str, vers
 
 
 def _instance(cfg: RegistryCLIConfig):
-    from serving.server import TorchServeInstance
-    from serving.server_config import compose_serve_config
+    from serving.torchserve.server import TorchServeInstance
+    from serving.torchserve.server_config import compose_serve_config
 
     serve = compose_serve_config([f"root={cfg.serve_root}", f"instance={cfg.serve_instance}"])
     return TorchServeInstance(serve)
@@ -61,7 +61,7 @@ def deploy(reg: ModelRegistry, cfg: RegistryCLIConfig, name: str, version: str, 
         if cfg.switch_serving == "true":
             raise ServingError(f"switch_serving=true but no TorchServe runs in {instance.dir}")
         return out
-    from serving.model_store import register_archive
+    from serving.torchserve.model_store import register_archive
 
     client = instance.client()
     known = {m["modelName"] for m in client.list_models()}

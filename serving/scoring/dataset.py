@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from datamodules.preprocessing import BadInputError
+from runtime.preprocessing import BadInputError
 from serving.scoring.inputs import RecordTable
 
 

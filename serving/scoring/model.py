@@ -16,8 +16,8 @@ from typing import Any
 
 import torch
 
-from datamodules.preprocessing import SPEC_FILENAME, PreprocessSpec, load_tokenizer
-from serving.handlers import classifier_io as handler_io
+from runtime.preprocessing import SPEC_FILENAME, PreprocessSpec, load_tokenizer
+from runtime import classifier_io as handler_io
 from serving.scoring.errors import ModelLoadError
 
 MODEL_FILES = ("model.pt", "model.pt2")  # TorchScript first: it is what the handler serves

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import torch
 
-from serving.handlers import classifier_io as handler_io
+from runtime import classifier_io as handler_io
 from serving.scoring.dataset import RejectMissingText
 from serving.scoring.model import ScoringModel
 

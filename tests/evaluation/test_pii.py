@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from datamodules.checks.pii import count_pii, find_pii, luhn_valid, redact
+from runtime.pii import count_pii, find_pii, luhn_valid, redact
 
 
 @pytest.mark.parametrize(

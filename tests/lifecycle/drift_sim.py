@@ -8,11 +8,11 @@ import torch
 from PIL import Image, ImageEnhance
 
 from datamodules.digits import digits_images
-from datamodules.preprocessing import PreprocessSpec, image_to_tensor
+from runtime.preprocessing import PreprocessSpec, image_to_tensor
 from serving.monitoring.drift import DriftThresholds, compare
 from serving.monitoring.reference import load_run_model
 from serving.monitoring.window import feature_names
-from serving.prediction_features import image_features, logit_features
+from runtime.prediction_features import image_features, logit_features
 
 
 @torch.no_grad()

@@ -43,7 +43,7 @@ def test_detection_and_false_alarm_rates(exported_digits, tmp_path):
 
 def _write_logs(folder, cols, n, offset=0):
     """Prediction-log records (the handler's JSONL format) from feature columns."""
-    from serving.prediction_log import PredictionLogger, PredictionLogSettings
+    from runtime.prediction_log import PredictionLogger, PredictionLogSettings
 
     logger = PredictionLogger(PredictionLogSettings(sample_rate=1.0, folder=str(folder)), "digits_cnn", "1.0")
     feats = [k for k in cols if k != "prediction"]

@@ -17,7 +17,7 @@ import pytest
 import requests
 from scipy.stats import binomtest
 
-from serving.client import read_keys
+from serving.torchserve.client import read_keys
 from serving.gateway.config import GatewayConfig, RateLimit, TLSConfig
 from serving.gateway.control import Gateway, self_signed_cert
 from tests.conftest import REPO, require_service
@@ -178,7 +178,7 @@ def test_canary_report_recommends_and_exit_code_follows(stack, canary_traffic, t
     assert report["recommendation"] == "promote", report["reasons"]
     assert report["candidate"]["requests"] >= canary_traffic.count("2.0") >= 30
     assert report["champion"]["logged_predictions"] > 0 and report["candidate"]["mean_confidence"] > 0
-    from serving.canary.report import EXIT, CanaryConfig, canary_report
+    from serving.monitoring.canary import EXIT, CanaryConfig, canary_report
     from serving.structured import compose_structured
 
     strict = canary_report(compose_structured("canary", CanaryConfig, [*common, "thresholds.max_confidence_drop=-1"]))

@@ -7,7 +7,7 @@ import random
 import pytest
 from scipy.stats import binomtest
 
-from serving.prediction_log import PredictionLogger, PredictionLogSettings
+from runtime.prediction_log import PredictionLogger, PredictionLogSettings
 
 FEATURES = {"brightness": 0.3, "contrast": 0.2, "width": 8.0, "height": 8.0, "confidence": 0.9}
 

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 from typing import Any, Sequence
 
-from serving.handlers import classifier_io as io
+from runtime import classifier_io as io
 
 
 def predict_in_process(export_dir: Path, bodies: Sequence[bytes], kind: str) -> list[dict[str, Any]]:

@@ -15,8 +15,8 @@ from typing import Any, Iterator, Sequence
 
 import psutil
 
-from serving.server import TorchServeInstance
-from serving.server_config import compose_serve_config
+from serving.torchserve.server import TorchServeInstance
+from serving.torchserve.server_config import compose_serve_config
 from tests.conftest import require_service
 
 # every serving test module marks itself with these

@@ -10,11 +10,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from serving import targets
-from serving.export import export_run
-from serving.package import HANDLERS_DIR, HELPER_FILES, validate_version
-from serving.parity import ParityError
-from serving.run_loading import ExportError, build_net, resolve_checkpoint, validation_batches
+from serving.export import targets
+from serving.export.exporter import export_run
+from serving.export.package import HANDLERS_DIR, HELPER_FILES, archive_name, validate_version
+from serving.export.parity import ParityError
+from serving.export.run_loading import ExportError, build_net, resolve_checkpoint, validation_batches
 from tests.conftest import run_entry
 from tests.exported_runs import copy_run
 from tests.serving.isolation import BLOCKED_SERVING_HOST, run_isolated
@@ -88,14 +88,14 @@ def test_archive_contents(exported_digits, exported_text):
         with zipfile.ZipFile(exported.mar) as mar:
             names = set(mar.namelist())
             manifest = json.loads(mar.read("MAR-INF/MANIFEST.json"))
-            for helper in HELPER_FILES:  # shipped flat beside the handler, byte-identical to the repository's
-                assert mar.read(helper.name) == helper.read_bytes(), helper
+            for helper in HELPER_FILES:  # runtime/ shipped whole, byte-identical to the repository's
+                assert mar.read(archive_name(helper)) == helper.read_bytes(), helper
             assert mar.read(handler) == (HANDLERS_DIR / handler).read_bytes()
             assert mar.read("model.pt") == exported.model_pt.read_bytes()
             assert json.loads(mar.read("metadata.json"))["version"] == "1.0"
         base = {handler, "model.pt", "preprocess.json", "index_to_name.json", "metadata.json", "MODEL_CARD.md",
-                "MAR-INF/MANIFEST.json"} | {h.name for h in HELPER_FILES}
-        assert {"classifier_base.py", "classifier_io.py", "preprocessing.py"} <= base
+                "MAR-INF/MANIFEST.json"} | {archive_name(h) for h in HELPER_FILES}
+        assert {"runtime/classifier_base.py", "runtime/classifier_io.py", "runtime/preprocessing.py"} <= base
         tokenizer = {n for n in names if n.startswith("tokenizer/")}
         assert names - tokenizer == base
         assert ("tokenizer/tokenizer.json" in tokenizer) == (exported.kind == "text")

@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from datamodules.digits import digits_images
-from datamodules.preprocessing import PreprocessSpec, load_tokenizer, postprocess, preprocess_image_bytes, tokenize
-from serving.run_loading import build_net, resolve_checkpoint
+from runtime.preprocessing import PreprocessSpec, load_tokenizer, postprocess, preprocess_image_bytes, tokenize
+from serving.export.run_loading import build_net, resolve_checkpoint
 from tests.serving.isolation import BLOCKED_SERVING_HOST, run_isolated
 from tests.serving.ts_inprocess import InProcessWorker
 

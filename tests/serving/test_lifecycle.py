@@ -13,9 +13,9 @@ import zipfile
 import psutil
 import pytest
 
-from serving.client import KEY_FILE, ServingError
-from serving.server import check_java
-from serving.server_config import ServeConfigError, compose_serve_config, resolve_ports
+from serving.torchserve.client import KEY_FILE, ServingError
+from serving.torchserve.server import check_java
+from serving.torchserve.server_config import ServeConfigError, compose_serve_config, resolve_ports
 from tests.conftest import REPO
 from tests.serving.servers import make_instance, require_torchserve
 from tests.serving.stock_mar import build_stock_mar

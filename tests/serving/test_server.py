@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from serving.client import KEY_FILE, read_keys
+from serving.torchserve.client import KEY_FILE, read_keys
 from tests.conftest import REPO
 from tests.serving.expected import assert_same_prediction, predict_in_process, text_bodies
 from tests.serving.servers import running_server
@@ -61,7 +61,7 @@ def test_text_predictions_over_http_equal_in_process(server, exported_text):
 def test_grpc_answers_like_rest_and_requires_the_token(server, exported_digits, exported_text):
     import grpc
 
-    from serving.grpc_client import TorchServeGrpcClient, is_error_answer
+    from serving.torchserve.grpc_client import TorchServeGrpcClient, is_error_answer
 
     client = server.client()
     text_body = text_bodies(REPO / "data" / "support_tickets" / "test.csv", 1)[0]

@@ -20,8 +20,12 @@ from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 from ts.model_loader import TsModelLoader
 from ts.protocol.otf_message_handler import retrieve_msg
 
-# modules a .mar brings; dropped from sys.modules so each archive's own copies are imported
-ARCHIVE_MODULES = ("image_classifier", "text_classifier", "classifier_base", "classifier_io", "preprocessing")
+# modules a .mar brings (the entry handler files + the runtime package); each archive's own copies are imported
+ARCHIVE_MODULES = ("image_classifier", "text_classifier", "runtime")
+
+
+def _from_archive(name: str) -> bool:
+    return name.split(".")[0] in ARCHIVE_MODULES
 
 
 def _s(data: bytes) -> bytes:
@@ -104,8 +108,8 @@ class InProcessWorker:
         with zipfile.ZipFile(mar) as archive:
             archive.extractall(self.model_dir)
         manifest = json.loads((self.model_dir / "MAR-INF" / "MANIFEST.json").read_text())
-        for name in ARCHIVE_MODULES:
-            sys.modules.pop(name, None)
+        # the repository's own runtime package is set aside while the archive's copy loads, then restored
+        own = {name: sys.modules.pop(name) for name in list(sys.modules) if _from_archive(name)}
         sys.path.insert(0, str(self.model_dir))  # what the worker's PYTHONPATH holds
         try:
             metrics = MetricsCacheYamlImpl(config_file_path=str(Path(ts.__file__).parent / "configs" / "metrics.yaml"))
@@ -114,6 +118,9 @@ class InProcessWorker:
                                                 manifest["model"]["handler"], None, batch_size, None, True, metrics)
         finally:
             sys.path.remove(str(self.model_dir))
+            for name in [n for n in sys.modules if _from_archive(n)]:
+                del sys.modules[name]
+            sys.modules.update(own)
         self.service.set_cl_socket(None)
         self.handler = self.service._entry_point.__self__
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from ts.context import Context, RequestProcessor
 
-from serving.handlers.image_classifier import ImageClassifierHandler
-from serving.handlers.text_classifier import TextClassifierHandler
+from runtime.handlers.image_classifier import ImageClassifierHandler
+from runtime.handlers.text_classifier import TextClassifierHandler
 from serving.scoring.inputs import Columns
 from serving.scoring.runner import ScoreOptions, score
 from serving.scoring.writer import read_output, read_rejects

@@ -1,6 +1,6 @@
 """The base class of Shipyard's TorchServe handlers: per-request validation, one forward per batch.
 
-Ships inside every `.mar` beside the handler file; the handler files themselves hold exactly one
+Ships inside every `.mar` in the `runtime/` package; the handler files hold exactly one
 class each (TorchServe's rule) that picks the decoding and batching functions for its input kind.
 """
 from __future__ import annotations
@@ -12,12 +12,8 @@ from typing import Any
 
 import torch
 
-if __package__:
-    from serving.handlers import classifier_io as io
-    from serving.prediction_hook import PredictionObserver
-else:  # inside a .mar: sibling top-level modules
-    import classifier_io as io  # type: ignore[no-redef]
-    from prediction_hook import PredictionObserver  # type: ignore[no-redef]
+from . import classifier_io
+from .prediction_hook import PredictionObserver
 
 logger = logging.getLogger(__name__)
 JSON = "application/json"
@@ -31,7 +27,7 @@ class ClassifierHandler:
     def __init__(self) -> None:
         self.initialized = False
         self.model: Any = None
-        self.spec: io.PreprocessSpec | None = None
+        self.spec: classifier_io.PreprocessSpec | None = None
         self.device = torch.device("cpu")
         self.model_name = ""
         self.observer: PredictionObserver | None = None
@@ -39,7 +35,7 @@ class ClassifierHandler:
         self._batch_started = 0.0
 
     # ---------------------------------------------------------------- subclass API
-    def decode(self, request: Any) -> io.Decoded:
+    def decode(self, request: Any) -> classifier_io.Decoded:
         """One request → validated model item (raise BadInputError for a bad request)."""
         raise NotImplementedError
 
@@ -56,12 +52,12 @@ class ClassifierHandler:
         properties = context.system_properties
         model_dir = properties.get("model_dir")
         self.model_name = getattr(context, "model_name", "") or ""
-        self.device = io.device_for(context)
-        self.spec = io.load_spec(model_dir)
+        self.device = classifier_io.device_for(context)
+        self.spec = classifier_io.load_spec(model_dir)
         if self.spec.kind != self.kind:
             raise ValueError(f"{type(self).__name__} serves {self.kind} models, but preprocess.json says "
                              f"kind={self.spec.kind!r}: package the model with the {self.spec.kind} handler")
-        self.model = io.load_model(model_dir, self.device)
+        self.model = classifier_io.load_model(model_dir, self.device)
         self.load_extras(model_dir)
         self.observer = PredictionObserver(context, self.kind)  # metrics + sampled prediction logs
         self.initialized = True
@@ -71,19 +67,19 @@ class ClassifierHandler:
         """Validate each request on its own, run one forward over the good ones, answer every request."""
         self._batch_started, self._context = time.perf_counter(), context
         answers: list[Any] = [None] * len(data)
-        good: list[tuple[int, io.Decoded]] = []
+        good: list[tuple[int, classifier_io.Decoded]] = []
         for idx, request in enumerate(data):
             try:
                 good.append((idx, self.decode(request)))
-            except io.BadInputError as err:
-                answers[idx] = self._refuse(context, idx, err.status, io.error_body(err))
+            except classifier_io.BadInputError as err:
+                answers[idx] = self._refuse(context, idx, err.status, classifier_io.error_body(err))
             except Exception as err:  # noqa: BLE001 - a bug on one odd input must not fail its neighbours
                 logger.exception("preprocessing request %d failed", idx)
                 answers[idx] = self._refuse(context, idx, 500, {"error": f"internal error while preprocessing: "
                                                                 f"{type(err).__name__}: {err}", "code": "internal"})
         if good:
-            logits = io.predict_batch(self.model, self.collate([d.value for _, d in good]), self.device)
-            predictions = io.format_predictions(logits, self.spec, [d.top_k for _, d in good])
+            logits = classifier_io.predict_batch(self.model, self.collate([d.value for _, d in good]), self.device)
+            predictions = classifier_io.format_predictions(logits, self.spec, [d.top_k for _, d in good])
             for (idx, _), prediction in zip(good, predictions):
                 answers[idx] = json.dumps(prediction)
             self.on_predictions(self._summaries(good, context), predictions, logits)
@@ -100,7 +96,7 @@ class ClassifierHandler:
                                   getattr(self, "tokenizer", None), self.spec)
 
     # ---------------------------------------------------------------- helpers
-    def _summaries(self, good: list[tuple[int, io.Decoded]], context: Any) -> list[dict[str, Any]]:
+    def _summaries(self, good: list[tuple[int, classifier_io.Decoded]], context: Any) -> list[dict[str, Any]]:
         ids = getattr(context, "request_ids", None) or {}
         return [{"index": idx, "request_id": ids.get(idx), "kind": self.kind, "raw": d.raw} for idx, d in good]
 

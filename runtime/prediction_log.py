@@ -1,6 +1,6 @@
 """Sampled prediction logging for the handlers: summary features + prediction → rotating JSONL files.
 
-Ships inside every `.mar` (flat, beside `prediction_features.py` and `pii.py`), so it imports only the
+Ships inside every `.mar` (in the `runtime/` package), so it imports only the
 standard library and its two siblings. A request is never blocked or failed by logging: records go
 through a bounded in-memory queue to a writer thread (stdlib QueueHandler/QueueListener); a full
 queue or an I/O error is counted (`stats()`, and the `PredictionLogErrors` metric), not raised.
@@ -25,12 +25,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-try:  # inside the project
-    from datamodules.checks.pii import redact
-    from serving.prediction_features import finite
-except ImportError:  # inside a .mar: the extra files sit flat beside the handler
-    from pii import redact  # type: ignore[no-redef]
-    from prediction_features import finite  # type: ignore[no-redef]
+from .pii import redact
+from .prediction_features import finite
 
 ENV = {"enabled": "SHIPYARD_PREDLOG_ENABLED", "sample_rate": "SHIPYARD_PREDLOG_RATE",
        "folder": "SHIPYARD_PREDLOG_DIR", "max_bytes": "SHIPYARD_PREDLOG_MAX_BYTES",

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from datamodules.preprocessing import SPEC_FILENAME, PreprocessSpec
+from runtime.preprocessing import SPEC_FILENAME, PreprocessSpec
 from trainers.rundir import read_json
 
 CALIBRATION_FILE = "calibration.json"  # written by evaluation: {"temperature": float}

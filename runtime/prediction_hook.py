@@ -1,6 +1,6 @@
 """What the handlers do after each batch: per-class/confidence metrics (every request) + sampled prediction logs.
 
-Ships inside every `.mar` (flat, beside the handler). `classifier_base.ClassifierHandler.on_predictions`
+Ships inside every `.mar` (in the `runtime/` package). `classifier_base.ClassifierHandler.on_predictions`
 calls `PredictionObserver.observe`; nothing here may fail a request (errors are counted and exported
 as the `PredictionLogErrors` metric). The metric names and dimensions are declared for TorchServe's
 Prometheus mode in `serving/monitoring/metrics.yaml`.
@@ -12,14 +12,9 @@ from typing import Any, Sequence
 
 import torch
 
-try:  # inside the project
-    from datamodules.preprocessing import tokenize
-    from serving.prediction_features import image_features, logit_features, real_token_ids, text_features
-    from serving.prediction_log import PredictionLogger
-except ImportError:  # inside a .mar
-    from preprocessing import tokenize  # type: ignore[no-redef]
-    from prediction_features import image_features, logit_features, real_token_ids, text_features  # type: ignore
-    from prediction_log import PredictionLogger  # type: ignore[no-redef]
+from .prediction_features import image_features, logit_features, real_token_ids, text_features
+from .prediction_log import PredictionLogger
+from .preprocessing import tokenize
 
 logger = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
-from datamodules.preprocessing import PreprocessSpec
-from serving import package, targets
-from serving.metadata import build_metadata, file_records
-from serving.parity import ParityError, Tolerance, compare, failure_message
-from serving.run_loading import (
+from runtime.preprocessing import PreprocessSpec
+from serving.export import package, targets
+from serving.export.metadata import build_metadata, file_records
+from serving.export.parity import ParityError, Tolerance, compare, failure_message
+from serving.export.run_loading import (
     ExportError,
     build_net,
     load_run_config,

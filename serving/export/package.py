@@ -1,4 +1,4 @@
-"""Build a versioned `.mar` with torch-model-archiver: handler, helpers, spec, labels, tokenizer, card, metadata."""
+"""Build a versioned `.mar` with torch-model-archiver: entry handler, runtime/, spec, labels, tokenizer, card, metadata."""
 from __future__ import annotations
 
 import os
@@ -9,17 +9,27 @@ import sys
 import tempfile
 from pathlib import Path
 
-from serving.run_loading import ExportError
+from serving.export.run_loading import ExportError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-HANDLERS_DIR = REPO_ROOT / "serving" / "handlers"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RUNTIME_DIR = REPO_ROOT / "runtime"
+# the archive's --handler: a top-level module in the model dir that subclasses runtime.handlers.<file>
+HANDLERS_DIR = Path(__file__).resolve().parent / "entries"
 HANDLER_FILES = {"image": "image_classifier.py", "text": "text_classifier.py"}
-# shipped beside the handler, imported by it as top-level modules inside the worker
-HELPER_FILES = (HANDLERS_DIR / "classifier_base.py", HANDLERS_DIR / "classifier_io.py",
-                REPO_ROOT / "datamodules" / "preprocessing.py",
-                # prediction metrics + sampled, PII-redacted prediction logs (serving/prediction_hook.py)
-                REPO_ROOT / "serving" / "prediction_hook.py", REPO_ROOT / "serving" / "prediction_log.py",
-                REPO_ROOT / "serving" / "prediction_features.py", REPO_ROOT / "datamodules" / "checks" / "pii.py")
+
+
+def runtime_files() -> tuple[Path, ...]:
+    """Every source file of the runtime package: shipped whole as `runtime/` (relative imports inside)."""
+    return tuple(sorted(p for p in RUNTIME_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                        and p.suffix != ".pyc"))
+
+
+def archive_name(helper: Path) -> str:
+    """Where a runtime file lies inside the archive: `runtime/...`, as in the repository."""
+    return helper.relative_to(REPO_ROOT).as_posix()
+
+
+HELPER_FILES = runtime_files()
 VERSION_RE = re.compile(r"^\d+(\.\d+){0,2}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]*$")  # torch-model-archiver's own rule
 ARCHIVES_DIR = "archives"
@@ -57,8 +67,9 @@ def check_not_existing(path: Path, overwrite: bool) -> None:
 def stage_extra_files(staging: Path, model_files: Path, tokenizer: bool) -> list[str]:
     """Copy everything the archive carries besides model.pt and the handler into `staging`."""
     staging.mkdir(parents=True, exist_ok=True)
-    for helper in HELPER_FILES:
-        shutil.copy2(helper, staging / helper.name)
+    for helper in runtime_files():  # byte-identical copies: the archive runs exactly the repository's code
+        (staging / archive_name(helper)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(helper, staging / archive_name(helper))
     names = ["preprocess.json", "index_to_name.json", "metadata.json", "MODEL_CARD.md"]
     for name in names:
         shutil.copy2(model_files / name, staging / name)

@@ -33,7 +33,7 @@ from types import SimpleNamespace
 
 import grpc
 
-from serving.client import Endpoints, read_keys
+from serving.torchserve.client import Endpoints, read_keys
 
 PACKAGE = "torchserve_grpc"
 CACHE = Path.home() / ".cache" / "shipyard" / "torchserve_grpc"

@@ -1,6 +1,6 @@
 """Request decoding, batching and answers of Shipyard's handlers: the functions batch scoring reuses.
 
-Ships inside every `.mar` beside the handler files (TorchServe allows one class per handler file, so
+Ships inside every `.mar` in the `runtime/` package (TorchServe allows one class per handler file, so
 helpers live in their own modules). Imports only the standard library, torch, PIL (through
 `preprocessing`) and, for text, the tokenizer library that `preprocessing.load_tokenizer` picks.
 """
@@ -10,17 +10,13 @@ import base64
 import binascii
 import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
-if __package__:  # imported from the repository (serving.handlers.classifier_io, score.py, tests)
-    from datamodules import preprocessing as pp
-else:  # inside a .mar: TorchServe imports handler files as top-level modules beside preprocessing.py
-    import preprocessing as pp  # type: ignore[no-redef]
+from . import preprocessing as pp
 
 BadInputError = pp.BadInputError
 PreprocessSpec = pp.PreprocessSpec
@@ -225,7 +221,3 @@ def device_for(context: Any) -> torch.device:
         return torch.device(f"cuda:{gpu_id}")
     return torch.device("cpu")
 
-
-def now_ms() -> float:
-    """Wall clock in milliseconds (handler timings)."""
-    return time.perf_counter() * 1000.0

@@ -10,12 +10,8 @@ from typing import Any
 
 import torch
 
-if __package__:
-    from serving.handlers.classifier_base import ClassifierHandler
-    from serving.handlers import classifier_io as io
-else:  # inside a .mar: the helper modules are top-level files beside this one
-    from classifier_base import ClassifierHandler  # type: ignore[no-redef]
-    import classifier_io as io  # type: ignore[no-redef]
+from .. import classifier_io
+from ..classifier_base import ClassifierHandler
 
 
 class TextClassifierHandler(ClassifierHandler):
@@ -31,12 +27,12 @@ class TextClassifierHandler(ClassifierHandler):
         """Load the tokenizer shipped with the model."""
         if not self.spec.tokenizer_dir:
             raise ValueError(f"{model_dir}/preprocess.json has no tokenizer_dir: re-export the run with export.py")
-        self.tokenizer = io.pp.load_tokenizer(self.spec.tokenizer_dir)
+        self.tokenizer = classifier_io.pp.load_tokenizer(self.spec.tokenizer_dir)
 
-    def decode(self, request: Any) -> io.Decoded:
+    def decode(self, request: Any) -> classifier_io.Decoded:
         """JSON {"text": ...} or plain text → the cleaned string."""
-        return io.decode_text_request(request, self.spec)
+        return classifier_io.decode_text_request(request, self.spec)
 
     def collate(self, values: list[str]) -> dict[str, torch.Tensor]:
         """Tokenise the batch exactly as training did."""
-        return io.collate_texts(values, self.tokenizer, self.spec)
+        return classifier_io.collate_texts(values, self.tokenizer, self.spec)

@@ -2,7 +2,7 @@
 
 `<root>/<instance>/` holds config.properties, instance.json (ports, pid), key_file.json (TorchServe's
 tokens; never printed), logs/, metrics/, tmp/ (TEMP/TMPDIR: pid file, worker sockets, extracted models)
-and model-store/. Each trap in shared/notes/torchserve.md is handled here: the launcher's exit code is
+and model-store/. TorchServe 0.12's operational traps are handled here: the launcher's exit code is
 not trusted (java is checked first, then the java pid must stay alive), readiness means a READY worker,
 snapshots are off, every listener has its own port, and stop waits for the java process to be gone.
 """
@@ -19,9 +19,9 @@ from typing import Sequence
 
 import psutil
 
-from serving.client import INSTANCE_FILE, KEY_FILE, ServingError, TorchServeClient
-from serving.model_store import ArchiveInfo, register_archive
-from serving.server_config import ServeConfig, render_properties, resolve_ports
+from serving.torchserve.client import INSTANCE_FILE, KEY_FILE, ServingError, TorchServeClient
+from serving.torchserve.model_store import ArchiveInfo, register_archive
+from serving.torchserve.server_config import ServeConfig, render_properties, resolve_ports
 
 JAVA_MAIN = "org.pytorch.serve.ModelServer"
 PID_FILE = ".model_server.pid"

@@ -8,12 +8,8 @@ from typing import Any
 
 import torch
 
-if __package__:
-    from serving.handlers.classifier_base import ClassifierHandler
-    from serving.handlers import classifier_io as io
-else:  # inside a .mar: the helper modules are top-level files beside this one
-    from classifier_base import ClassifierHandler  # type: ignore[no-redef]
-    import classifier_io as io  # type: ignore[no-redef]
+from .. import classifier_io
+from ..classifier_base import ClassifierHandler
 
 
 class ImageClassifierHandler(ClassifierHandler):
@@ -21,10 +17,10 @@ class ImageClassifierHandler(ClassifierHandler):
 
     kind = "image"
 
-    def decode(self, request: Any) -> io.Decoded:
+    def decode(self, request: Any) -> classifier_io.Decoded:
         """Raw image bytes or JSON with a base64 image → normalised CxHxW tensor."""
-        return io.decode_image_request(request, self.spec)
+        return classifier_io.decode_image_request(request, self.spec)
 
     def collate(self, values: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """Stack the image tensors."""
-        return io.collate_images(values)
+        return classifier_io.collate_images(values)

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from serving.client import ServingError, TorchServeClient
-from serving.server_config import ModelSettings
+from serving.torchserve.client import ServingError, TorchServeClient
+from serving.torchserve.server_config import ModelSettings
 
 VERSION_RE = re.compile(r"[0-9]+(\.[0-9]+)*")
 NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")

@@ -1,0 +1,1 @@
+"""TorchServe handler classes (one class per file), shipped in every .mar inside the `runtime/` package."""

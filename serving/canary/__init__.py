@@ -1,1 +1,0 @@
-"""Canary comparison: champion vs candidate from the gateway's access log and the prediction logs."""
