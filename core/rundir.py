@@ -23,7 +23,7 @@ from core.errors import UserError
 CONFIG = "config.yaml"
 RUN_INFO = "run.json"
 METRICS = "metrics.json"
-PREPROCESS = "preprocess.json"       # the preprocessing spec training used (datamodules.preprocessing)
+PREPROCESS = "preprocess.json"       # the preprocessing spec training used (runtime.preprocessing)
 CALIBRATION = "calibration.json"     # {"temperature": float}, written by evaluation, read by export
 TRAIN_LOG = "train.log"
 MODEL_CARD = "MODEL_CARD.md"

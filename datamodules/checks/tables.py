@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from datamodules.checks.config import DataChecksConfig, load_checks_config
-from datamodules.checks.pii import find_pii, redact
+from runtime.pii import find_pii, redact
 from datamodules.tabular_fit import is_missing
 from runtime.tabular import RowError, parse_number
 
