@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from datamodules.base import SPLITS, ClassificationDataModule
-from datamodules.preprocessing import SPEC_FILENAME, PreprocessSpec
+from runtime.preprocessing import SPEC_FILENAME, PreprocessSpec
 from datamodules.records import BadRecord, as_dicts, check_bad_records
 from datamodules.splits import stratified_split
 from datamodules.tables import read_table
