@@ -71,7 +71,8 @@ class SlurmResources:
     def from_config(cls, slurm: Mapping[str, Any], trainer: Mapping[str, Any] | None = None) -> "SlurmResources":
         """nodes ← trainer.num_nodes, ntasks_per_node ← gpus_per_node or trainer.devices, when left null."""
         trainer = trainer or {}
-        gpus = slurm.get("gpus_per_node")
+        # 0 GPUs is a CPU job (no --gpus-per-node), not "0 tasks": tasks then follow trainer.devices
+        gpus = slurm.get("gpus_per_node") or None
         tasks = next(v for v in (slurm.get("ntasks_per_node"), gpus, trainer.get("devices"), 1) if v is not None)
         nodes = next(v for v in (slurm.get("nodes"), trainer.get("num_nodes"), 1) if v is not None)
         for key, value in (("nodes", nodes), ("ntasks_per_node", tasks)):

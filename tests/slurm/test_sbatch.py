@@ -118,3 +118,8 @@ def test_bad_slurm_settings_are_clear_errors(settings, message):
 def test_slurm_times_parse():
     assert [parse_time(t) for t in ("90", "10:00", "01:30:00", "2-00", "1-02:03:04")] == [
         5400, 600, 5400, 172800, 93784]
+
+
+def test_zero_gpus_is_a_cpu_job_with_one_task_per_device():
+    res = SlurmResources.from_config({"gpus_per_node": 0}, {"devices": 2, "num_nodes": 1, "accelerator": "cpu"})
+    assert (res.ntasks_per_node, res.gpus_per_node) == (2, None)
