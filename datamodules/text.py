@@ -44,9 +44,11 @@ class TextClassificationDataModule(ClassificationDataModule):
         tokenizer: str = "minilm",
         max_length: int = 64,
         labels: Sequence[str] | None = None,
+        na_values: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.na_values = list(na_values) if na_values else None  # strings that mean "missing" beyond empty cells
         self.train_file = Path(train_file)
         self.test_file = Path(test_file) if test_file else None
         self.text_column = text_column
@@ -68,7 +70,7 @@ class TextClassificationDataModule(ClassificationDataModule):
         return self._tokenizer
 
     def _read(self, path: Path) -> list[tuple[str, str, str]]:
-        frame = read_table(path)
+        frame = read_table(path, self.na_values)
         for column in (self.text_column, self.label_column, self.id_column):
             if column and column not in frame.columns:
                 raise KeyError(

@@ -67,7 +67,7 @@ def column_values(data: "EvaluationData", column: str) -> dict[str, object]:
                          "use ink_density")
     out: dict[str, object] = {}
     for path in files:
-        frame = read_table(path)
+        frame = read_table(path, getattr(dm, "na_values", None))
         if column not in frame.columns:
             raise KeyError(f"fairness.group=column:{column}: {path} has no such column; its columns are "
                            f"{list(frame.columns)}")

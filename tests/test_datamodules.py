@@ -103,3 +103,36 @@ def test_train_only_augmentation(tmp_path):
     dm.setup()
     assert dm.datasets["train"].augment is not None
     assert dm.datasets["val"].augment is None and dm.datasets["test"].augment is None
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_class_names_that_look_like_na_survive(tmp_path, suffix):
+    import pandas as pd
+
+    names = ["None", "NA", "null", "N/A"]
+    frame = pd.DataFrame({"text": [f"message {i} number {i % 7}" for i in range(40)] + ["no label here", "plain", "gone"],
+                          "label": [names[i % 4] for i in range(40)] + ["", "other", "other"]})
+    path = tmp_path / f"train{suffix}"
+    frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_json(path, orient="records", lines=True)
+    dm = TextClassificationDataModule(train_file=str(path), max_length=8, max_bad_fraction=0.1, test_fraction=0.2)
+    dm.setup()
+    assert sorted(dm.labels) == sorted(names + ["other"])
+    assert [b.reason for b in dm.bad_records] == ["missing label"]  # only the truly empty cell
+    configured = TextClassificationDataModule(train_file=str(path), max_length=8, max_bad_fraction=0.3,
+                                              test_fraction=0.2, na_values=["N/A"])
+    configured.setup()
+    assert "N/A" not in configured.labels and len(configured.bad_records) == 11
+
+
+def test_text_experiment_needs_no_id_column(tmp_path):
+    from hydra.utils import instantiate
+
+    from trainers.compose import compose_train
+
+    path = tmp_path / "mine.csv"
+    path.write_text("text,label\n" + "".join(f"text number {i},{'ab'[i % 2]}\n" for i in range(20)))
+    cfg = compose_train(["+experiment=text_transformer", f"datamodule.train_file={path}", "datamodule.test_file=null",
+                         "+datamodule.test_fraction=0.2"], tmp_path)
+    dm = instantiate(cfg.datamodule)
+    dm.setup()
+    assert dm.labels == ["a", "b"] and dm.item_ids[0] == "mine.csv:1"

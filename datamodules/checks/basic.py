@@ -23,7 +23,7 @@ def missing_values(dm: Any, cfg: DataChecksConfig) -> Result:
     for path in [p for p in (getattr(dm, "train_file", None), getattr(dm, "test_file", None)) if p]:
         from datamodules.text import read_table
 
-        frame = read_table(path)
+        frame = read_table(path, getattr(dm, "na_values", None))
         blank = frame.apply(lambda col: col.isna() | (col.astype(str).str.strip() == ""))
         # rows missing their text or label are bad records, which datamodule.max_bad_fraction already gates
         gated = {getattr(dm, "text_column", None), getattr(dm, "label_column", None)}

@@ -10,7 +10,7 @@ def schema(dm: Any) -> dict[str, Any]:
     for path in [p for p in (getattr(dm, "train_file", None), getattr(dm, "test_file", None)) if p]:
         from datamodules.text import read_table
 
-        frame = read_table(path)
+        frame = read_table(path, getattr(dm, "na_values", None))
         tables[path.name] = {"rows": len(frame), "columns": {c: {"dtype": str(frame[c].dtype), "distinct": int(frame[c].nunique())}
                                                               for c in frame.columns}}
     used = {k: getattr(dm, k) for k in ("text_column", "label_column", "id_column") if hasattr(dm, k)}
