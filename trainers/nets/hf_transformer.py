@@ -36,6 +36,9 @@ class HFSequenceClassifier(nn.Module):
         hidden = self.encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, num_classes)
+        # from_pretrained returns the encoder in eval mode and Lightning keeps each submodule's mode:
+        # without this the fine-tuning runs with dropout off (issue 16 point 1)
+        self.train()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Token ids and mask (N, L) → logits (N, num_classes)."""

@@ -127,6 +127,13 @@ class TaskModule(LightningModule):
         connector = getattr(self._trainer, "_logger_connector", None) if self._trainer is not None else None
         return bool(getattr(connector, "should_update_logs", True))
 
+    def on_train_start(self) -> None:
+        # Lightning 2.6 keeps every submodule's mode: a net handed over in eval mode (a pretrained loader's
+        # default) would train with dropout/batch-norm statistics off. Only fully frozen modules stay in eval.
+        for module in self.modules():
+            if not module.training and any(p.requires_grad for p in module.parameters()):
+                module.train()
+
     def on_train_epoch_start(self) -> None:
         self._train_loss_sum, self._train_count = 0.0, 0
 
