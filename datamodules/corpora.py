@@ -53,6 +53,8 @@ def corpus_dir(name: str = "stdlib", vocab_size: int = 8192, cache: Path | None 
     with open(base / f".{final.name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one rank tokenizes, the others wait and then find it done
         if not (final / INDEX).exists():
+            print(f"tokenizing the bundled {name} corpus ({len(files)} files) into {final} (once per machine)",
+                  file=sys.stderr, flush=True)
             staging = base / f".{final.name}.partial"  # resumable if a first tokenization was killed
             tokenize_corpus(root, staging, tokenizer="train", vocab_size=vocab_size, files=files)
             shutil.rmtree(final, ignore_errors=True)

@@ -25,7 +25,7 @@ class EpochResumeMixin:
         return sampler
 
     def state_dict(self) -> dict[str, Any]:
-        """Where fitting stands in its epoch (saved in every checkpoint): a mid-epoch resume skips what was trained on."""
+        """Where fitting stands in its epoch (saved in every checkpoint): a resume skips what was trained on."""
         trainer = getattr(self, "trainer", None)
         if trainer is None or trainer.state.fn != "fit":
             return {}

@@ -56,7 +56,8 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int) -> Any:
 def _settings(input_path: Path, files: list[Path], text_column: str, tokenizer: str, vocab_size: int | None,
               shard_tokens: int) -> dict[str, Any]:
     return {"input": str(input_path.resolve()), "source_fingerprint": fingerprint(files, input_path, text_column),
-            "text_column": text_column, "tokenizer": tokenizer if tokenizer == "train" else str(Path(tokenizer).resolve()),
+            "text_column": text_column,
+            "tokenizer": tokenizer if tokenizer == "train" else str(Path(tokenizer).resolve()),
             "vocab_size": vocab_size, "shard_tokens": shard_tokens}
 
 
@@ -109,12 +110,14 @@ def _encode(tokenizer: Any, writer: ShardWriter, batch: list[tuple[int, Record]]
 
 def summary_line(index: dict[str, Any], out: Path) -> str:
     """One line: documents, tokens, and the rejected records by reason (or that there were none)."""
-    line = f"tokenized {index['documents']} documents, {index['tokens']} tokens into {len(index['shards'])} shard(s) at {out}"
+    line = (f"tokenized {index['documents']} documents, {index['tokens']} tokens "
+            f"into {len(index['shards'])} shard(s) at {out}")
     if not index["rejected"]:
         return line + "; rejected 0 records"
-    reasons = Counter(json.loads(x)["reason"].split(" (")[0] for x in (out / index["rejects_file"]).read_text().splitlines())
+    rejects = out / index["rejects_file"]
+    reasons = Counter(json.loads(x)["reason"].split(" (")[0] for x in rejects.read_text().splitlines())
     detail = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
-    return line + f"; rejected {index['rejected']} of {index['records']} records ({detail}): see {out / index['rejects_file']}"
+    return line + f"; rejected {index['rejected']} of {index['records']} records ({detail}): see {rejects}"
 
 
 def tokenize_corpus(input: str | Path, output: str | Path, tokenizer: str = "train", vocab_size: int | None = None,

@@ -20,7 +20,8 @@ from core.errors import UserError
 from datamodules.token_build import BATCH_CHARS, DEFAULT_SHARD_TOKENS, summary_line, tokenize_corpus
 
 KEYS = ("input", "output", "tokenizer", "vocab_size", "text_column", "shard_tokens", "batch_chars")
-USAGE = "usage: python -m datamodules.tokenize input=PATH output=DIR [tokenizer=train|PATH] [vocab_size=N] [text_column=NAME]"
+USAGE = ("usage: python -m datamodules.tokenize input=PATH output=DIR [tokenizer=train|PATH] [vocab_size=N] "
+         "[text_column=NAME]")
 
 
 class UsageError(UserError, ValueError):
@@ -31,7 +32,8 @@ def _positive_int(key: str, value: str, low: int, high: int) -> int:
     try:
         number = int(value)
     except ValueError:
-        raise UsageError(f"{key}={value!r} is not an integer; pass e.g. {key}={max(low, 8192) if key == 'vocab_size' else low}") from None
+        example = 8192 if key == "vocab_size" else max(low, 1 << 20)
+        raise UsageError(f"{key}={value!r} is not an integer; pass e.g. {key}={example}") from None
     if not low <= number <= high:
         raise UsageError(f"{key}={number} is out of range: it must be between {low} and {high}")
     return number
@@ -52,10 +54,9 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
             raise UsageError(f"{key}= is required\n{USAGE}")
     tokenizer = args.get("tokenizer", "train") or "train"
     out: dict[str, Any] = {"input": args["input"], "output": args["output"], "tokenizer": tokenizer,
-                           "text_column": args.get("text_column", "text") or "text",
-                           "shard_tokens": _positive_int("shard_tokens", args.get("shard_tokens", str(DEFAULT_SHARD_TOKENS)),
-                                                         1, 1 << 40),
-                           "batch_chars": _positive_int("batch_chars", args.get("batch_chars", str(BATCH_CHARS)), 1, 1 << 40)}
+                           "text_column": args.get("text_column", "text") or "text"}
+    for key, default in (("shard_tokens", DEFAULT_SHARD_TOKENS), ("batch_chars", BATCH_CHARS)):
+        out[key] = _positive_int(key, args.get(key, str(default)), 1, 1 << 40)
     if "vocab_size" in args:
         if tokenizer != "train":
             raise UsageError("vocab_size= only applies to tokenizer=train (a given tokenizer has its own vocabulary)")

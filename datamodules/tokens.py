@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from datamodules.token_build import load_tokenizer
 from datamodules.token_shards import TOKENIZER, TokenDataError, TokenShards, read_index
 from datamodules.token_windows import PackedWindows, split_documents
 
+log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 TOKENIZER_ARTIFACT = "data/tokenizer/tokenizer.json"
 
@@ -73,7 +75,8 @@ class TokensDataModule(EpochResumeMixin, LightningDataModule):
         if self.data_dir is None:
             from datamodules.corpora import corpus_dir
 
-            self.data_dir = corpus_dir(self.corpus, self.corpus_vocab_size, Path(self.cache_dir) if self.cache_dir else None)
+            cache = Path(self.cache_dir) if self.cache_dir else None
+            self.data_dir = corpus_dir(self.corpus, self.corpus_vocab_size, cache)
         return self.data_dir
 
     def setup(self, stage: str | None = None) -> None:
@@ -154,6 +157,18 @@ class TokensDataModule(EpochResumeMixin, LightningDataModule):
         return {"vocab_size": self.vocab_size, "seq_len": self.seq_len, "eot_id": self.eot_id,
                 "data_dir": str(self._resolve_dir()), "splits": self.split_summary()}
 
+    def run_data_checks(self) -> dict[str, Any]:
+        """What train() runs once before fit: the tokenization's rejects, reported (the classification checks
+        of datamodules/checks/ do not apply to token streams)."""
+        index = self._index()
+        share = index["rejected"] / max(index["records"], 1)
+        report = {"records": index["records"], "rejected": index["rejected"], "rejected_fraction": share,
+                  "rejects_file": str(self._resolve_dir() / index["rejects_file"]), "splits": self.split_summary()}
+        if index["rejected"]:
+            log.warning("%d of %d records of %s were rejected when tokenized (%.1f%%): see %s", index["rejected"],
+                        index["records"], self._resolve_dir(), 100 * share, report["rejects_file"])
+        return report
+
     def fingerprint(self) -> str:
         """sha256 over the source, the tokenizer, the shards and the split assignment."""
         index = self._index()
@@ -168,7 +183,8 @@ class TokensDataModule(EpochResumeMixin, LightningDataModule):
         """Plain-data files the run directory keeps under `data/`: the tokenizer, the splits, the rejects."""
         data_dir = self._resolve_dir()
         rejects_path = data_dir / self.index["rejects_file"]
-        rejects = [json.loads(line) for line in rejects_path.read_text().splitlines()[:1000]] if rejects_path.exists() else []
+        lines = rejects_path.read_text().splitlines()[:1000] if rejects_path.exists() else []  # the first 1000
+        rejects = [json.loads(line) for line in lines]
         return {
             TOKENIZER_ARTIFACT: json.loads((data_dir / TOKENIZER).read_text()),
             # document numbers (rows of documents.npy) per split, like the item ids of the other datamodules

@@ -46,7 +46,8 @@ def test_every_format_with_planted_bad_records(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = cli(f"input={src}", f"output={out}", "vocab_size=400", "text_column=body")
     assert proc.returncode == 0, proc.stderr
-    rejects = {(r["source"], r["reason"].split(" (")[0]) for r in map(json.loads, (out / "rejects.jsonl").read_text().splitlines())}
+    lines = (out / "rejects.jsonl").read_text().splitlines()
+    rejects = {(r["source"], r["reason"].split(" (")[0]) for r in map(json.loads, lines)}
     assert rejects == {("bad_utf8.txt", "non-UTF-8"), ("empty.txt", "empty"), ("blob.dat", "binary"),
                        ("rows.jsonl:2", "empty"), ("rows.jsonl:3", "no field 'body'"), ("rows.jsonl:4", "binary"),
                        ("rows.csv:3", "empty"), ("rows.csv:4", "non-UTF-8"), ("rows.parquet:row 2", "empty")}
@@ -75,6 +76,7 @@ def test_every_format_with_planted_bad_records(tmp_path: Path) -> None:
     (["output=OUT"], "input= is required"),
     (["input=IN", "output=OUT", "tokenizer=/no/tok"], "has no tokenizer.json"),
     (["input=IN", "output=OUT", "text_column=nope"], "has no column 'nope'"),
+    (["input=IN", "output=OUT", "tokenizer=IN", "vocab_size=300"], "only applies to tokenizer=train"),
 ])
 def test_bad_arguments_exit_2_before_any_work(tmp_path: Path, args: list[str], message: str) -> None:
     src = tmp_path / "in"
@@ -106,8 +108,8 @@ def test_killed_run_resumes_to_identical_shards(tmp_path: Path) -> None:
     assert cli(*args, f"output={whole}").returncode == 0
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "datamodules.tokenize", *args, f"output={killed}"], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "datamodules.tokenize", *args, f"output={killed}"], cwd=REPO,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not (killed / "shard_00000.json").exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.002)

@@ -150,3 +150,42 @@ def test_artifacts_hold_the_tokenizer_and_the_splits(data_dir: Path, tmp_path: P
 def test_too_long_seq_len_names_the_fix(data_dir: Path) -> None:
     with pytest.raises(ValueError, match="lower seq_len"):
         module(data_dir, seq_len=10_000_000)
+
+
+PROBE = """
+import sys
+from datamodules.tokens import TokensDataModule
+dm = TokensDataModule(cache_dir=sys.argv[1], seq_len=64, vocab_size=1024)
+dm.setup("fit")
+print(dm.data_dir, len(dm.datasets["train"]), dm.fingerprint())
+"""
+
+
+@pytest.mark.slow  # ~10 s alone: one BPE training + encoding of the 4.7 MB corpus
+def test_bundled_corpus_is_tokenized_once_under_concurrent_ranks(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    procs = [subprocess.Popen([sys.executable, "-c", PROBE, str(tmp_path)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert sum("tokenizing the bundled stdlib corpus" in err for _, err in outputs) == 1  # one rank did the work
+    assert outputs[0][0] == outputs[1][0]  # same folder, windows and split for both
+    folder = Path(outputs[0][0].split()[0])
+    index = json.loads((folder / "index.json").read_text())
+    assert index["documents"] > 100 and index["vocab_size"] == 1024 and index["rejected"] == 0
+    assert not list(tmp_path.glob(".*partial"))  # the finished folder appeared whole, by rename
+
+
+def test_data_checks_report_the_rejects(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for path in sorted(STDLIB.glob("*.py"))[:6]:
+        (src / path.name).write_bytes(path.read_bytes())
+    (src / "broken.txt").write_bytes(b"\xff\xfe")
+    tokenize_corpus(src, tmp_path / "out", vocab_size=300)
+    report = module(tmp_path / "out", val_fraction=0.2, test_fraction=0.2).run_data_checks()
+    assert report["records"] == 7 and report["rejected"] == 1 and report["rejects_file"].endswith("rejects.jsonl")
