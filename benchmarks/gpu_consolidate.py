@@ -48,7 +48,11 @@ def _consolidate(trainer: Any, ckpt: Path, out_file: Path) -> dict[str, torch.Te
         dcp_to_torch_save(str(ckpt), str(out_file))
     else:
         out_file.write_bytes(ckpt.read_bytes())
-    loaded = torch.load(out_file, map_location="cpu", weights_only=False)
+    from trainers.checkpoints import load_checkpoint_file
+    from trainers.safe_load import deepspeed_globals
+
+    # the one loader: weights_only=True; DeepSpeed's conversion may carry its 3 allowlisted classes
+    loaded = load_checkpoint_file(out_file, deepspeed_globals() if "DeepSpeed" in type(trainer.strategy).__name__ else ())
     return _plain_keys(loaded.get("state_dict", loaded))
 
 

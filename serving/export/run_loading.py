@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from runtime.preprocessing import SPEC_FILENAME, PreprocessSpec
-from trainers.rundir import read_json
+from core.rundir import RunDir, RunDirError, read_json
+from runtime.preprocessing import PreprocessSpec
 
-CALIBRATION_FILE = "calibration.json"  # written by evaluation: {"temperature": float}
 
 
 class ExportError(RuntimeError):
@@ -20,12 +19,10 @@ class ExportError(RuntimeError):
 
 def load_run_config(run_dir: Path) -> DictConfig:
     """The resolved config.yaml a run was trained with."""
-    if not run_dir.is_dir():
-        raise ExportError(f"run_dir={run_dir} is not a directory: pass the folder train.py printed")
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise ExportError(f"{path} is missing: {run_dir} is not a Shipyard run directory")
-    return OmegaConf.load(path)
+    try:
+        return RunDir(run_dir).require().read_config()
+    except RunDirError as err:  # "is not a directory" / "config.yaml is missing"
+        raise ExportError(str(err)) from None
 
 
 def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
@@ -64,12 +61,12 @@ def build_net(cfg: DictConfig, checkpoint: Path) -> torch.nn.Module:
 
 def load_spec(run_dir: Path) -> tuple[PreprocessSpec, dict[str, Any] | None]:
     """The run's preprocess.json, with the calibration temperature when evaluation has written one."""
-    path = run_dir / SPEC_FILENAME
+    path = RunDir(run_dir).spec_path
     if not path.is_file():
         raise ExportError(f"{path} is missing: the run predates preprocessing specs; retrain it")
     spec = PreprocessSpec.load(path)
     calibration = None
-    cal_path = run_dir / CALIBRATION_FILE
+    cal_path = RunDir(run_dir).calibration_path
     if cal_path.is_file():
         calibration = read_json(cal_path)
         temperature = calibration.get("temperature") if isinstance(calibration, dict) else None

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from core.rundir import RunDir
 from runtime.pii import redact
 from runtime.preprocessing import PreprocessSpec, image_to_tensor, tokenize
 from runtime.prediction_features import image_features, logit_features, oov_rate, real_token_ids, text_features, words
@@ -21,11 +22,10 @@ REFERENCE_VERSION = 1
 
 def load_run_model(run_dir: Path) -> torch.nn.Module:
     """The exported TorchScript model when there is one, else the net rebuilt from config + best checkpoint."""
-    scripted = run_dir / "export" / "model.pt"
+    scripted = RunDir(run_dir).scripted_model_path
     if scripted.exists():
         return torch.jit.load(str(scripted), map_location="cpu").eval()
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
     from trainers.checkpoints import CheckpointError, load_net_state_dict, resolve_checkpoint
 
@@ -34,16 +34,15 @@ def load_run_model(run_dir: Path) -> torch.nn.Module:
     except CheckpointError:
         raise FileNotFoundError(f"{run_dir} has neither export/model.pt nor a checkpoint "
                                 "(train it to completion, or run export.py run_dir=...)") from None
-    net = instantiate(OmegaConf.load(run_dir / "config.yaml").model.net)
+    net = instantiate(RunDir(run_dir).read_config().model.net)
     net.load_state_dict(load_net_state_dict(chosen.path))  # weights_only=True + allowlist; any layout
     return net.eval()
 
 
 def _datamodule(run_dir: Path) -> Any:
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
-    dm = instantiate(OmegaConf.load(run_dir / "config.yaml").datamodule)
+    dm = instantiate(RunDir(run_dir).read_config().datamodule)
     dm.setup()
     return dm
 
@@ -52,7 +51,7 @@ def _datamodule(run_dir: Path) -> Any:
 def build_reference(run_dir: str | Path, split: str = "val", batch_size: int = 128) -> dict[str, Any]:
     """Feature columns (name → values) of every item of `split`, with the model's predictions."""
     run_dir = Path(run_dir)
-    spec = PreprocessSpec.load(run_dir / "preprocess.json")
+    spec = PreprocessSpec.load(RunDir(run_dir).spec_path)
     dm = _datamodule(run_dir)
     if split not in dm.splits:
         raise ValueError(f"reference split {split!r} unknown; the run has {sorted(dm.splits)}")
@@ -93,9 +92,9 @@ def build_reference(run_dir: str | Path, split: str = "val", batch_size: int = 1
 def load_reference(run_dir: str | Path, split: str = "val", rebuild: bool = False) -> dict[str, Any]:
     """The cached reference of a run (built on first use)."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").exists():
+    if not RunDir(run_dir).is_run():
         raise FileNotFoundError(f"reference={run_dir} is not a run directory (no config.yaml)")
-    cache = run_dir / "monitoring" / f"reference_{split}.json"
+    cache = RunDir(run_dir).reference_path(split)
     if cache.exists() and not rebuild:
         data = json.loads(cache.read_text())
         if data.get("version") == REFERENCE_VERSION:
