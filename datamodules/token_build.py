@@ -1,6 +1,8 @@
 """Tokenize a corpus into shards (library side of `python -m datamodules.tokenize`): resumable, atomic."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -136,8 +138,28 @@ def tokenize_corpus(input: str | Path, output: str | Path, tokenizer: str = "tra
         load_tokenizer(tokenizer)  # fails before any work when it is not usable
     settings = _settings(root, files, text_column, tokenizer, vocab_size, shard_tokens)
     _claim_output(out, settings)
-    if (out / INDEX).exists():
-        return read_index(out)  # finished before with these settings: nothing to do
+    with _exclusive(out):
+        if (out / INDEX).exists():
+            return read_index(out)  # finished before with these settings: nothing to do
+        return _tokenize(out, root, files, settings, tokenizer, vocab_size, text_column, shard_tokens, batch_chars)
+
+
+@contextlib.contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """One writer per output folder: a second concurrent run is refused; a killed one's temp files are cleared."""
+    with open(out / ".lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SettingsError(f"another tokenize run is writing output={out}: wait for it to finish") from None
+        for stale in out.glob(".*.tmp"):  # half-written files of a killed run (never renamed into place)
+            stale.unlink()
+        yield
+
+
+def _tokenize(out: Path, root: Path, files: list[Path], settings: dict[str, Any], tokenizer: str,
+              vocab_size: int | None, text_column: str, shard_tokens: int, batch_chars: int) -> dict[str, Any]:
+    """Train or copy the tokenizer, skip the records of completed shards, encode the rest, write the index."""
     tok = _prepare_tokenizer(out, files, root, text_column, tokenizer, vocab_size or 0)
     dtype = token_dtype(tok.get_vocab_size())
     eot_id = tok.token_to_id(EOT)

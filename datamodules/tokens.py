@@ -162,12 +162,15 @@ class TokensDataModule(EpochResumeMixin, LightningDataModule):
         of datamodules/checks/ do not apply to token streams)."""
         index = self._index()
         share = index["rejected"] / max(index["records"], 1)
-        report = {"records": index["records"], "rejected": index["rejected"], "rejected_fraction": share,
-                  "rejects_file": str(self._resolve_dir() / index["rejects_file"]), "splits": self.split_summary()}
+        rejects_file = str(self._resolve_dir() / index["rejects_file"])
+        summary = (f"{index['rejected']} of {index['records']} records rejected when tokenized "
+                   f"({100 * share:.1f}%): see {rejects_file}")
         if index["rejected"]:
-            log.warning("%d of %d records of %s were rejected when tokenized (%.1f%%): see %s", index["rejected"],
-                        index["records"], self._resolve_dir(), 100 * share, report["rejects_file"])
-        return report
+            log.warning("%s", summary)
+        # the shape of datamodules/checks reports: checks → status + summary, and the failures (none: reported only)
+        return {"checks": {"rejected_records": {"status": "warn" if index["rejected"] else "ok", "summary": summary}},
+                "failures": [], "records": index["records"], "rejected": index["rejected"],
+                "rejected_fraction": share, "rejects_file": rejects_file, "splits": self.split_summary()}
 
     def fingerprint(self) -> str:
         """sha256 over the source, the tokenizer, the shards and the split assignment."""

@@ -71,6 +71,10 @@ def test_loaders_are_deterministic(data_dir: Path) -> None:
     first = [b["input_ids"] for b in module(data_dir).train_dataloader()]
     second = [b["input_ids"] for b in module(data_dir).train_dataloader()]
     assert len(first) == len(second) and all(torch.equal(a, b) for a, b in zip(first, second))
+    big = {"seq_len": 256, "batch_size": 64}  # few batches: worker IPC is slow on a busy machine
+    alone = [b["input_ids"] for b in module(data_dir, **big).train_dataloader()]
+    workers = [b["input_ids"] for b in module(data_dir, num_workers=2, **big).train_dataloader()]  # forked readers
+    assert len(workers) == len(alone) and all(torch.equal(a, b) for a, b in zip(alone, workers))
 
 
 def _rank_windows(data_dir: Path, world: int, rank: int, epoch: int) -> list[int]:
