@@ -41,4 +41,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    main()
+    from trainers.override_errors import run_with_config_errors
+
+    run_with_config_errors(main, "train.py", "train")

@@ -66,3 +66,11 @@ def test_cli_plus_typo_is_caught_by_schema(tmp_path):
     assert proc.returncode != 0
     assert "did you mean 'max_epochs'" in proc.stderr.lower() or "'max_epochs'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow  # two entry-point starts (~15 s idle)
+@pytest.mark.parametrize("override", ["trainer.max_epoch=3", "+trainer.max_epoch=3"])
+def test_typo_in_a_trainer_key_says_did_you_mean_with_or_without_plus(tmp_path, override):
+    proc = run_entry("train.py", "+experiment=digits_cnn", f"paths.output_root={tmp_path}", override, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Did you mean 'max_epochs'" in proc.stderr and "Traceback" not in proc.stderr
