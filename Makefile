@@ -1,6 +1,7 @@
 # Shipyard: `make demo` runs the main job end to end; `make test` runs the test suite (what CI runs).
 SHELL := /bin/bash
 PY := .venv/bin/python
+LINT_IMPORTS := .venv/bin/lint-imports --no-cache
 export PYTHONPATH := $(CURDIR)
 # the venv's bin first: DeepSpeed's op cache is keyed by the ninja it finds (see docs/notes)
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
@@ -8,7 +9,7 @@ export TORCH_EXTENSIONS_DIR ?= $(HOME)/.cache/shipyard/torch_extensions
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: env demo test test-fast services services-down bench lock clean
+.PHONY: env demo lint-imports test test-fast services services-down bench lock clean
 
 env:  ## build (once, cached outside the clone) and link .venv
 	@bash scripts/venv.sh
@@ -24,8 +25,11 @@ services-down:
 
 # one intra-op thread: tests run beside TorchServe, Slurm daemons and worker processes on 2 cores, where
 # torch's spinning thread pools slow small models by 20x (benchmarks/results/PROFILE.md)
+lint-imports: env  ## the dependency rule (pyproject.toml contracts): imports point down only
+	$(LINT_IMPORTS)
+
 test: env services  ## the whole suite, slow tests included (CI runs exactly this)
-	@set -o pipefail; status=0; OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q $(PYTEST_ARGS) || status=$$?; bash scripts/services.sh down; exit $$status
+	@set -o pipefail; status=0; $(LINT_IMPORTS) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q $(PYTEST_ARGS) || status=$$?; bash scripts/services.sh down; exit $$status
 
 test-fast: env  ## the suite without slow tests and without services
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
@@ -34,7 +35,12 @@ def main(cfg: DictConfig) -> float | None:
     from core.errors import UserError
 
     try:
-        return train(cfg).get("objective")
+        summary = train(cfg)
+        if summary.get("evaluate"):  # rank 0 of a run with evaluate=true: report, calibration.json, MODEL_CARD.md
+            from evaluation.after_training import evaluate_after_training
+
+            summary["evaluation"] = evaluate_after_training(cfg, Path(summary["run_dir"]))
+        return summary.get("objective")
     except UserError as err:  # e.g. a data check over its threshold: the message, no traceback
         print(f"train.py: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None

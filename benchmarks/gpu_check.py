@@ -1,7 +1,8 @@
 """GPU check orchestrator: every case in its own timed-out subprocess, a compact table, JSON to $OUT/gpu_check.json.
 
 Budget: GPU_CHECK_BUDGET_S (default 450 s, under the 8 minutes a lent H100/H200 call gets). Cases run in
-priority order; a case that would not fit in what is left is skipped and reported, never silently dropped.
+priority order; a case that would not fit in what is left is skipped and reported, and a name in
+GPU_CHECK_CASES that is no case is reported as failed (exit 1): nothing is silently dropped.
 """
 from __future__ import annotations
 
@@ -90,7 +91,14 @@ def main() -> int:
     only = [c for c in os.environ.get("GPU_CHECK_CASES", "").split(",") if c]
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="gpu_check_"))
-    results: list[dict[str, Any]] = []
+    known = [name for name, _ in CASES]
+    # a requested name that is not a case is a failed result with the reason, never silently dropped
+    results: list[dict[str, Any]] = [
+        {"case": name, "status": "failed", "wall_s": 0.0, "reason": "unknown_case",
+         "error": f"GPU_CHECK_CASES names {name!r}, which is not a case of benchmarks/gpu_check.py; known: {known}"}
+        for name in only if name not in known]
+    for result in results:
+        print(f"[gpu_check] {result['case']}: failed ({result['error']})", flush=True)
     for name, limit in CASES:
         if only and name not in only:
             continue

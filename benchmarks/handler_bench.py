@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from tests.serving.ts_inprocess import InProcessWorker
+from serving.torchserve.inprocess import InProcessWorker
 
 TEXTS = ["I was charged twice for my subscription this month", "My parcel has not arrived after two weeks",
          "I cannot log in to my account", "The app crashes when I open settings", "Update my billing address",

@@ -7,7 +7,7 @@ validation set; the test set stays the same for every fold.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from sklearn.model_selection import StratifiedKFold
 
@@ -45,3 +45,17 @@ def cv_splits(labels: Sequence[int], fold: int, folds: int, val_fraction: float,
     inner = stratified_split([labels[i] for i in rest_items], {"train": 0.0, "val": val_fraction}, seed)
     return {"train": sorted(rest_items[i] for i in inner["train"]), "val": sorted(rest_items[i] for i in inner["val"]),
             "test": held_out}
+
+
+def cv_mode(folds: Any) -> str | None:
+    """hydra.mode: MULTIRUN when cv.folds is set; None leaves the choice to -m / --multirun."""
+    return "MULTIRUN" if folds not in (None, "", 0) else None
+
+
+def cv_sweep_params(folds: Any) -> dict[str, str]:
+    """hydra.sweeper.params: one job per fold when cv.folds is set, none otherwise (other sweeps unchanged)."""
+    if folds in (None, "", 0):
+        return {}
+    if not isinstance(folds, int) or folds < 2:
+        raise ValueError(f"cv.folds={folds!r}: use an integer >= 2")
+    return {"cv.fold": f"range(0,{folds})"}

@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from evaluation.figures import new_figure, save_png
+from core.figures import new_figure, save_png
 
 BASELINES = ("logistic_regression", "random_forest", "gradient_boosting")
 METRICS = ("accuracy", "f1_macro")

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from sklearn.calibration import calibration_curve
 from torchmetrics.functional.classification import multiclass_calibration_error
 
-from evaluation.figures import new_figure, save_png
+from core.figures import new_figure, save_png
 from core.rundir import RunDir
 from trainers.rundir import atomic_write_json
 

@@ -14,7 +14,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from evaluation.figures import new_figure, save_png
+from core.figures import new_figure, save_png
 
 
 def _ovr_auc(y_true: np.ndarray, probs: np.ndarray, k: int, score: Any) -> float | None:

@@ -22,20 +22,6 @@ from core.rundir import CV_SUMMARY_MD as SUMMARY_MD
 from core.rundir import METRICS
 
 
-def cv_mode(folds: Any) -> str | None:
-    """hydra.mode: MULTIRUN when cv.folds is set; None leaves the choice to -m / --multirun."""
-    return "MULTIRUN" if folds not in (None, "", 0) else None
-
-
-def cv_sweep_params(folds: Any) -> dict[str, str]:
-    """hydra.sweeper.params: one job per fold when cv.folds is set, none otherwise (other sweeps unchanged)."""
-    if folds in (None, "", 0):
-        return {}
-    if not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"cv.folds={folds!r}: use an integer >= 2")
-    return {"cv.fold": f"range(0,{folds})"}
-
-
 def _fold_dir(config: DictConfig) -> Path:
     return Path(config.hydra.sweep.dir) / "cv"
 

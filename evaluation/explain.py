@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from captum.attr import IntegratedGradients, KernelShap, LayerIntegratedGradients
 
-from evaluation.figures import new_figure, save_png
+from core.figures import new_figure, save_png
 
 if TYPE_CHECKING:
     from evaluation.predictions import EvaluationData

@@ -8,7 +8,7 @@ import numpy as np
 from fairlearn.metrics import MetricFrame, demographic_parity_difference, equalized_odds_difference
 from sklearn.metrics import accuracy_score, f1_score
 
-from evaluation.figures import new_figure, save_png
+from core.figures import new_figure, save_png
 
 
 def _f1_macro(y_true: np.ndarray, y_pred: np.ndarray) -> float:

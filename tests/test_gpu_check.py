@@ -61,7 +61,7 @@ def test_gpu_check_dry_run_runs_every_case(tmp_path: Path) -> None:
 
 
 def test_gpu_check_reports_a_failing_case(tmp_path: Path) -> None:
-    """A case that fails is reported with its reason while the others still run (one bad case kills nothing)."""
+    """A failing or unknown case is reported with its reason while the others still run; the exit code says so."""
     env = {**os.environ, "GPU_CHECK_DRY_RUN": "1", "OUT": str(tmp_path), "PYTHONPATH": str(REPO),
            "GPU_CHECK_CASES": "plain_eager,no_such_case_is_defined"}
     from benchmarks import gpu_check
@@ -72,5 +72,10 @@ def test_gpu_check_reports_a_failing_case(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     report = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert [r["case"] for r in report["results"]] == ["plain_eager"]
-    assert report["results"][0]["status"] == "ok", proc.stdout[-3000:]
+    results = {r["case"]: r for r in report["results"]}
+    assert sorted(results) == ["no_such_case_is_defined", "plain_eager"]  # the unknown name is reported, not dropped
+    assert results["plain_eager"]["status"] == "ok", proc.stdout[-3000:]
+    unknown = results["no_such_case_is_defined"]
+    assert unknown["status"] == "failed" and unknown["reason"] == "unknown_case"
+    assert "not a case" in unknown["error"] and "plain_eager" in unknown["error"]
+    assert proc.returncode == 1, proc.stdout[-3000:]

@@ -77,7 +77,7 @@ def register() -> None:
     if not OmegaConf.has_resolver("shipyard_run_id"):
         OmegaConf.register_new_resolver("shipyard_run_id", default_run_id, use_cache=False)
     if not OmegaConf.has_resolver("shipyard_cv_mode"):  # cv.folds=K → a multirun over the folds
-        from evaluation.cross_validation import cv_mode, cv_sweep_params
+        from datamodules.cv import cv_mode, cv_sweep_params
 
         OmegaConf.register_new_resolver("shipyard_cv_mode", cv_mode)
         OmegaConf.register_new_resolver("shipyard_cv_params", cv_sweep_params)

@@ -182,8 +182,6 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith(("test/", "val/")))
         print(f"metrics: {shown}")
         print(f"run directory: {run_dir}")
-        if cfg.get("evaluate"):  # report, calibration.json, MODEL_CARD.md (evaluation/after_training.py)
-            from evaluation.after_training import evaluate_after_training
-
-            summary["evaluation"] = evaluate_after_training(cfg, run_dir)
+        # train.py then runs evaluation/after_training.py on this rank (trainers never import evaluation)
+        summary["evaluate"] = bool(cfg.get("evaluate"))
     return summary

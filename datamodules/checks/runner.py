@@ -80,7 +80,7 @@ def _markdown(report: dict[str, Any], figures: list[str]) -> str:
 
 def write_report(report: dict[str, Any], out_dir: Path, plots: bool = True) -> Path:
     """data_report.json, data_report.md and distribution plots into out_dir (atomic writes)."""
-    from trainers.rundir import atomic_write_json, atomic_write_text
+    from core.atomic import atomic_write_json, atomic_write_text
 
     out_dir.mkdir(parents=True, exist_ok=True)
     items = report["_items"]

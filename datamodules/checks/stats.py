@@ -45,7 +45,7 @@ def text_stats(items: DataItems) -> dict[str, Any]:
 
 def plot_distributions(items: DataItems, stats: dict[str, Any], balance: dict[str, Any], out_dir: Path) -> list[str]:
     """class_balance.png and a length / intensity histogram per split; returns the file names."""
-    from evaluation.figures import new_figure, save_png
+    from core.figures import new_figure, save_png
 
     fig, ax = new_figure(max(6, 0.6 * len(items.label_names) + 3), 4)
     x = np.arange(len(items.label_names))

@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig
 
 from core.rundir import atomic_write_json
-from evaluation.figures import new_figure, save_png
+from core.figures import new_figure, save_png
 from evaluation.groups import resolve_groups
 from evaluation.predictions import EvaluationData, load_evaluation_data
 from evaluation.report_md import fmt, table

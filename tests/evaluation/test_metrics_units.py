@@ -11,7 +11,8 @@ from datamodules.cv import cv_splits
 from evaluation.baselines import compare, plot_baselines, run_baselines
 from evaluation.calibration import calibrate, calibration_errors, fit_temperature, nll
 from evaluation.classification import classification_metrics, plot_confusion_matrices, plot_roc_pr
-from evaluation.cross_validation import cv_mode, cv_sweep_params, summarize
+from datamodules.cv import cv_mode, cv_sweep_params
+from evaluation.cross_validation import summarize
 from evaluation.fairness import fairness_report, plot_fairness
 from evaluation.success import verdict
 

@@ -68,7 +68,7 @@ PLANTED = {"email": "jane.doe@example.com", "phone": "+1 415 555 0134", "card": 
 
 @pytest.mark.slow
 def test_planted_pii_never_reaches_the_log_file(exported_text, tmp_path, monkeypatch):
-    from tests.serving.ts_inprocess import InProcessWorker
+    from serving.torchserve.inprocess import InProcessWorker
 
     monkeypatch.setenv("SHIPYARD_PREDLOG_DIR", str(tmp_path / "predictions"))
     monkeypatch.setenv("SHIPYARD_PREDLOG_RATE", "1.0")
@@ -98,7 +98,7 @@ def test_text_drift_is_seen_in_handler_logs(exported_text, tmp_path, monkeypatch
     """Real handler logs (text features from the archive's own code) against the run's reference."""
     from serving.monitoring.drift import DriftThresholds
     from serving.monitoring.monitor import MonitorConfig, check_drift
-    from tests.serving.ts_inprocess import InProcessWorker
+    from serving.torchserve.inprocess import InProcessWorker
 
     monkeypatch.setenv("SHIPYARD_PREDLOG_DIR", str(tmp_path / "predictions"))
     monkeypatch.setenv("SHIPYARD_PREDLOG_RATE", "1.0")

@@ -15,7 +15,10 @@ from datamodules.digits import digits_images
 from runtime.preprocessing import PreprocessSpec, load_tokenizer, postprocess, preprocess_image_bytes, tokenize
 from serving.export.run_loading import build_net, resolve_checkpoint
 from tests.serving.isolation import BLOCKED_SERVING_HOST, run_isolated
-from tests.serving.ts_inprocess import InProcessWorker
+from serving.torchserve import inprocess
+from serving.torchserve.inprocess import InProcessWorker
+
+INPROCESS_DIR = Path(inprocess.__file__).parent  # the module runs stand-alone: stdlib + ts only
 
 JSON = "application/json"
 TICKETS = ["I was charged twice for my subscription this month", "My parcel has not arrived after two weeks",
@@ -224,8 +227,8 @@ def test_archives_serve_without_transformers_lightning_or_project_code(exported_
     _, net, spec, tokenizer = text
     code = f"""
 import json, sys, pathlib
-sys.path.insert(0, {str(Path(__file__).parent)!r})
-import ts_inprocess
+sys.path.insert(0, {str(INPROCESS_DIR)!r})
+import inprocess as ts_inprocess
 texts = {TICKETS!r}
 worker = ts_inprocess.InProcessWorker(pathlib.Path({str(exported_text.mar)!r}), pathlib.Path({str(tmp_path)!r}))
 assert type(worker.handler.tokenizer).__name__ == "_PlainTokenizer", type(worker.handler.tokenizer)

@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # no display on servers, Slurm nodes and CI
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from trainers.rundir import atomic_write_bytes  # noqa: E402
+from core.atomic import atomic_write_bytes  # noqa: E402
 
 
 def new_figure(width: float = 6.0, height: float = 4.5, rows: int = 1, cols: int = 1):
