@@ -28,11 +28,11 @@ from typing import Any
 import torch
 
 from benchmarks.common import REPO, machine
-from serving.scoring.dataset import Collate, RecordDataset
+from serving.scoring.inputs import Collate, RecordDataset
 from serving.scoring.inputs import Columns, read_records
 from serving.scoring.model import load_model
 from serving.scoring.runner import ScoreOptions, score
-from serving.scoring.steps import batch_builder, item_preparer
+from serving.scoring.model import batch_builder, item_preparer
 
 
 def bare_loop_rps(model_path: Path, input_path: Path, columns: Columns, batch_size: int,

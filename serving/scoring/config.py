@@ -1,13 +1,146 @@
-"""`conf/score/score.yaml` → ScoreOptions, with the checks that must fail before any work."""
+"""What a scoring task is told to do: errors, options, `conf/score/score.yaml` checks, and sharding.
+
+Errors are what a user fixes by changing the command line or the input (score.py prints them without
+a traceback). Sharding splits records across array tasks by a stable hash of the record id (whatever
+the input order, machine or hash seed: N tasks together score every record exactly once) and cuts a
+task's records, in input order, into fixed chunks of `chunk_size` (the unit of output and of resume).
+"""
 from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from serving.scoring.errors import ScoringConfigError, ScoringError, ShardingError
-from serving.scoring.options import FORMATS, Columns, ScoreOptions
-from serving.scoring.sharding import resolve_shard
 from trainers.config_check import ConfigError, check_top_level
 from trainers.slurm import SubmitError
+
+
+class ScoringError(ValueError):
+    """Base: the message names the problem and the fix."""
+
+
+class ScoringConfigError(ScoringError):
+    """A wrong value in the scoring config."""
+
+
+class InputError(ScoringError):
+    """The input as a whole cannot be read (missing file, unknown column, duplicate ids)."""
+
+
+class ModelLoadError(ScoringError):
+    """The model path is not something scoring can load."""
+
+
+class ShardingError(ScoringError):
+    """num_shards / shard_index (or the Slurm array variables behind them) are inconsistent."""
+
+
+class PlanMismatch(ScoringError):
+    """The output folder was started with other settings (input, model, shards, chunk size, format)."""
+
+
+
+FORMATS = ("parquet", "jsonl")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Column names of a table input: the record id (None: the path, or else the row number), text, path."""
+
+    id: str | None = None
+    text: str = "text"
+    path: str = "path"
+
+
+@dataclass
+class ScoreOptions:
+    """What `conf/score/score.yaml` configures (library code never touches Hydra)."""
+
+    model: str
+    input: str
+    output: str
+    format: str = "parquet"
+    columns: Columns = field(default_factory=Columns)
+    top_k: int = 5
+    batch_size: int = 64
+    num_workers: int = 2
+    device: str = "auto"
+    torch_threads: int | None = None
+    chunk_size: int = 1024
+    num_shards: int | None = None
+    shard_index: int | None = None
+    progress: bool = True
+
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One output unit: the `index`-th chunk of task `shard_index`, holding these record positions."""
+
+    shard_index: int
+    index: int
+    positions: tuple[int, ...]
+
+    @property
+    def name(self) -> str:
+        """File stem shared by the chunk's output and rejects files."""
+        return f"part-{self.shard_index:05d}-{self.index:06d}"
+
+
+def shard_of(record_id: str, num_shards: int) -> int:
+    """The task a record belongs to: blake2b of the id, stable across processes and machines."""
+    digest = hashlib.blake2b(record_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % num_shards
+
+
+def resolve_shard(num_shards: int | None, shard_index: int | None,
+                  env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """Explicit values win; otherwise the Slurm array (task id - min id, task count); otherwise (1, 0)."""
+    env = os.environ if env is None else env
+    if num_shards is None and "SLURM_ARRAY_TASK_COUNT" in env:
+        num_shards = int(env["SLURM_ARRAY_TASK_COUNT"])
+        low, high = int(env.get("SLURM_ARRAY_TASK_MIN", "0")), int(env.get("SLURM_ARRAY_TASK_MAX", num_shards - 1))
+        if high - low + 1 != num_shards:
+            raise ShardingError(
+                f"Slurm array ids {low}..{high} are not contiguous ({num_shards} tasks): submit --array=0-{num_shards - 1}"
+                " or set num_shards/shard_index explicitly")
+    if shard_index is None and "SLURM_ARRAY_TASK_ID" in env:
+        shard_index = int(env["SLURM_ARRAY_TASK_ID"]) - int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+    num_shards = 1 if num_shards is None else int(num_shards)
+    shard_index = 0 if shard_index is None else int(shard_index)
+    if num_shards < 1:
+        raise ShardingError(f"num_shards={num_shards}: must be >= 1")
+    if not 0 <= shard_index < num_shards:
+        raise ShardingError(f"shard_index={shard_index} is outside 0..{num_shards - 1} (num_shards={num_shards})")
+    return num_shards, shard_index
+
+
+def select_shard(ids: Sequence[str], num_shards: int, shard_index: int) -> list[int]:
+    """Positions (in input order) of the records that belong to task `shard_index`."""
+    if num_shards == 1:
+        return list(range(len(ids)))
+    return [i for i, record_id in enumerate(ids) if shard_of(record_id, num_shards) == shard_index]
+
+
+def plan_chunks(positions: Sequence[int], chunk_size: int, shard_index: int) -> list[Chunk]:
+    """Cut a task's positions into consecutive chunks of `chunk_size` (the last one may be shorter)."""
+    if chunk_size < 1:
+        raise ShardingError(f"chunk_size={chunk_size}: must be >= 1")
+    return [Chunk(shard_index, n, tuple(positions[start:start + chunk_size]))
+            for n, start in enumerate(range(0, len(positions), chunk_size))]
+
+
+def plan_batches(chunks: Sequence[Chunk], batch_size: int) -> list[tuple[int, list[int]]]:
+    """(chunk number, positions) batches that never cross a chunk boundary, so a chunk completes on its own."""
+    if batch_size < 1:
+        raise ShardingError(f"batch_size={batch_size}: must be >= 1")
+    return [(chunk.index, list(chunk.positions[start:start + batch_size]))
+            for chunk in chunks for start in range(0, len(chunk.positions), batch_size)]
+
+
 
 SCORE_SCHEMA: dict[str, tuple[type, ...]] = {
     "model": (str,), "input": (str,), "output": (str,), "format": (str,), "columns": (),

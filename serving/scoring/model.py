@@ -2,6 +2,7 @@
 
 A `.mar` is a zip archive: it is unpacked once into a cache folder keyed by the archive's hash, and then
 read exactly like an export directory (this is what TorchServe does with it before calling the handler).
+The per-record and per-batch steps are the handlers' own functions (runtime.classifier_io), imported.
 """
 from __future__ import annotations
 
@@ -11,14 +12,17 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
-from runtime.preprocessing import SPEC_FILENAME, PreprocessSpec, load_tokenizer
 from runtime import classifier_io as handler_io
-from serving.scoring.errors import ModelLoadError
+from runtime.preprocessing import PreprocessSpec, SPEC_FILENAME, load_tokenizer
+from serving.scoring.config import ModelLoadError
+from serving.scoring.inputs import RejectMissingText
+
 
 MODEL_FILES = ("model.pt", "model.pt2")  # TorchScript first: it is what the handler serves
 
@@ -152,3 +156,28 @@ def model_name_version(folder: Path, metadata: dict[str, Any]) -> tuple[str, str
     name = metadata.get("model_name") or metadata.get("name") or folder.name
     version = metadata.get("version") or metadata.get("model_version") or "0"
     return str(name), str(version)
+
+
+
+def item_preparer(model: ScoringModel) -> Callable[[Any], Any]:
+    """Raw record (image bytes or text value) → one batch element; BadInputError says why not."""
+    if model.spec.kind == "image":
+        return partial(decode_image_file, spec=model.spec)
+    return RejectMissingText(partial(handler_io.pp.clean_text, spec=model.spec))
+
+
+def decode_image_file(data: bytes, spec: handler_io.PreprocessSpec) -> torch.Tensor:
+    """Image file bytes → normalised tensor (only the tensor travels back from the worker)."""
+    return handler_io.decode_image_request(data, spec).value
+
+
+def batch_builder(model: ScoringModel) -> Callable[[list[Any]], dict[str, torch.Tensor]]:
+    """Prepared items → the model's input tensors for one forward pass."""
+    if model.spec.kind == "image":
+        return handler_io.collate_images
+    return partial(handler_io.collate_texts, tokenizer=model.tokenizer, spec=model.spec)
+
+
+def predictions(model: ScoringModel, inputs: dict[str, torch.Tensor], top_k: int) -> list[dict[str, Any]]:
+    """One forward + the handler's answer format: [{"label", "probability", "top_k": [...]}, ...]."""
+    return handler_io.format_predictions(model(inputs), model.spec, top_k)

@@ -14,7 +14,7 @@ import pytest
 from serving.scoring.inputs import InputError
 from serving.scoring.model import ModelLoadError
 from serving.scoring.runner import ScoreOptions, score
-from serving.scoring.summary import PlanMismatch
+from serving.scoring.writer import PlanMismatch
 from serving.scoring.writer import read_output, read_rejects
 from tests.conftest import REPO, run_entry
 from tests.serving.scoring.conftest import plant_bad_images, rows_by_id

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from serving.scoring.inputs import Columns, InputError, read_records
-from serving.scoring.progress import Progress
-from serving.scoring.sharding import ShardingError, plan_batches, plan_chunks, resolve_shard, select_shard, shard_of
+from serving.scoring.runner import Progress
+from serving.scoring.config import ShardingError, plan_batches, plan_chunks, resolve_shard, select_shard, shard_of
 from serving.scoring.writer import chunk_status, score_rows, write_chunk
 
 
@@ -103,7 +103,7 @@ def test_chunks_batches_and_completeness(tmp_path):
 
 
 def test_progress_reports_records_per_second(caplog):
-    with caplog.at_level(logging.INFO, logger="serving.scoring.progress"):
+    with caplog.at_level(logging.INFO, logger="serving.scoring.runner"):
         with Progress(10, enabled=True) as progress:
             progress.advance(6, rejected=1)
             progress.advance(4)
