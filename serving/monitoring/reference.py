@@ -13,11 +13,12 @@ import torch
 
 from core.rundir import RunDir
 from runtime.pii import redact
-from runtime.preprocessing import PreprocessSpec, image_to_tensor, tokenize
+from serving.export.run_loading import load_spec
+from runtime.preprocessing import image_to_tensor, tokenize
 from runtime.prediction_features import image_features, logit_features, oov_rate, real_token_ids, text_features, words
 from trainers.rundir import atomic_write_json
 
-REFERENCE_VERSION = 1
+REFERENCE_VERSION = 2  # 2: confidences through the calibration temperature serving applies
 
 
 def load_run_model(run_dir: Path) -> torch.nn.Module:
@@ -51,7 +52,9 @@ def _datamodule(run_dir: Path) -> Any:
 def build_reference(run_dir: str | Path, split: str = "val", batch_size: int = 128) -> dict[str, Any]:
     """Feature columns (name → values) of every item of `split`, with the model's predictions."""
     run_dir = Path(run_dir)
-    spec = PreprocessSpec.load(RunDir(run_dir).spec_path)
+    # the spec serving uses: preprocess.json + calibration.json's temperature (else every calibrated model
+    # looks drifted: served confidences are sharpened by T, raw reference ones are not)
+    spec, _ = load_spec(run_dir)
     dm = _datamodule(run_dir)
     if split not in dm.splits:
         raise ValueError(f"reference split {split!r} unknown; the run has {sorted(dm.splits)}")
@@ -85,7 +88,7 @@ def build_reference(run_dir: str | Path, split: str = "val", batch_size: int = 1
         vocabulary = sorted(train_words)
         columns["oov_rate"] = [oov_rate(t, train_words) for t in texts]
         columns["text"] = texts
-    return {"vocabulary": vocabulary, "version": REFERENCE_VERSION, "run_dir": str(run_dir), "split": split, "kind": spec.kind,
+    return {"vocabulary": vocabulary, "version": REFERENCE_VERSION, "temperature": spec.temperature, "run_dir": str(run_dir), "split": split, "kind": spec.kind,
             "labels": spec.labels, "n": len(indices), "columns": columns}
 
 
@@ -97,8 +100,8 @@ def load_reference(run_dir: str | Path, split: str = "val", rebuild: bool = Fals
     cache = RunDir(run_dir).reference_path(split)
     if cache.exists() and not rebuild:
         data = json.loads(cache.read_text())
-        if data.get("version") == REFERENCE_VERSION:
-            return data
+        if data.get("version") == REFERENCE_VERSION and data.get("temperature") == load_spec(run_dir)[0].temperature:
+            return data  # a calibration written after the cache was built invalidates it
     data = build_reference(run_dir, split)
     cache.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cache, data)
