@@ -11,7 +11,7 @@ from lightning.pytorch import Callback, LightningDataModule, LightningModule, Tr
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainers.checkpoint_io import AtomicCheckpointIO
 from trainers.config_check import ConfigError, check_targets, check_top_level
@@ -60,10 +60,33 @@ def task_module_class(cfg: DictConfig) -> type[TaskModule]:
     return cls
 
 
+DATA_PATH_KEYS = ("train_file", "test_file", "val_file", "root", "data_dir", "corpus")
+
+
+def absolute_data_paths(cfg: DictConfig) -> None:
+    """Relative datamodule paths → absolute, so config.yaml works for evaluate.py/export.py from any folder."""
+    with open_dict(cfg):
+        for key in DATA_PATH_KEYS:
+            if key in cfg.datamodule and not OmegaConf.is_missing(cfg.datamodule, key):
+                value = cfg.datamodule[key]
+                if isinstance(value, str) and value and not Path(value).is_absolute() and "://" not in value:
+                    cfg.datamodule[key] = str(Path(value).resolve())
+
+
+def remove_stale_temps(run_dir: Path) -> list[Path]:
+    """Rank 0 at run start: temp files of atomic writes a killed attempt left behind (`.last.ckpt.*.tmp`)."""
+    folder = run_dir / "checkpoints"
+    stale = sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
+    for path in stale:  # no other attempt writes here: one run directory holds one running attempt
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def write_run_start(run_dir: Path, cfg: DictConfig, datamodule: Any, resumed_from: Path | None,
                     task: type[TaskModule]) -> dict[str, Any]:
     """Rank 0: the resolved config (once), data artifacts, run.json with provenance."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(run_dir)
     run = RunDir(run_dir)
     if not run.config_path.exists():
         run.write_config(cfg)
@@ -125,6 +148,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
     seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.run_dir)
+    absolute_data_paths(cfg)
 
     datamodule = instantiate(cfg.datamodule)
     datamodule.setup("fit")
@@ -149,6 +173,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         run_checks_before_fit(datamodule, cfg.datamodule.get("data_checks"))
         write_run_start(run_dir, cfg, datamodule, resume_from, task)
         rank_zero_info(f"run directory: {run_dir}" + (f" (resuming from {resume_from})" if resume_from else ""))
+        if resume_from is None and requeue_resume_mode(cfg.resume) == "auto":
+            rank_zero_info(f"resume=auto: no complete checkpoint in {run_dir / 'checkpoints'}: starting from scratch")
 
     started = time.time()
     try:
