@@ -48,3 +48,21 @@ def test_every_evaluation_row_is_a_task_with_the_four_functions():
     assert set(EVALUATIONS) <= set(TASKS)
     for module in EVALUATIONS.values():
         assert all(callable(getattr(module, name, None)) for name in ("load", "sections", "markdown", "summary"))
+
+
+def test_every_runtime_and_export_row_is_complete():
+    from runtime.tasks import TASKS as RUNTIME_TASKS
+    from serving.export.package import HANDLERS_DIR
+    from serving.export.tasks import EXPORTS
+    from serving.scoring.writer import ARROW_TYPES, row_schema, score_rows
+
+    assert set(EXPORTS) <= set(TASKS) and set(RUNTIME_TASKS) <= set(TASKS)
+    for module in EXPORTS.values():
+        assert all(callable(getattr(module, n, None)) for n in ("input_names", "dynamic_shapes", "example_args", "compare"))
+    for name, module in RUNTIME_TASKS.items():
+        assert all((HANDLERS_DIR / f).is_file() for f in module.HANDLER_FILES.values()), name
+        assert all(kind in ARROW_TYPES for _, kind in module.SCORE_COLUMNS), name
+        assert row_schema(name).names[1:-2] == [c for c, _ in module.SCORE_COLUMNS]
+    answer = {"label": "x", "probability": 0.9, "top_k": [{"label": "x", "probability": 0.9}]}
+    (row,) = score_rows(["a"], [answer], "m", "1", "classification")
+    assert list(row) == row_schema("classification").names

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from runtime.preprocessing import PreprocessSpec
+from runtime.tasks import runtime_task
 from serving.export import package, targets
 from serving.export.metadata import build_metadata, file_records
-from serving.export.parity import ParityError, Tolerance, compare, failure_message
+from serving.export.parity import ParityError, Tolerance, failure_message
+from serving.export.tasks import export_for
 from serving.export.run_loading import (
     ExportError,
     build_net,
@@ -26,6 +28,7 @@ from serving.export.run_loading import (
     validation_batches,
 )
 from trainers.rundir import atomic_write_json, atomic_write_text, now_iso, read_json
+from trainers.tasks import run_task
 
 EXPORT_DIR = "export"
 EXPORT_JSON = "export.json"
@@ -85,9 +88,9 @@ def publish(staging: Path, export_dir: Path) -> None:
             os.replace(item, dest)
 
 
-def run_targets(net: Any, kind: str, batches: list[tuple], staging: Path, wanted: Sequence[str],
+def run_targets(net: Any, task: Any, spec: PreprocessSpec, batches: list[tuple], staging: Path, wanted: Sequence[str],
                 spec_dict: dict[str, Any], tolerance: Tolerance) -> tuple[dict[str, Any], list[str]]:
-    """Export every wanted target and compare it (loaded back from its file) with the eager net."""
+    """Export every wanted target and compare it (loaded back from its file) with the eager net, as `task` does."""
     results: dict[str, Any] = {}
     failures: list[str] = []
     for target in wanted:
@@ -95,11 +98,11 @@ def run_targets(net: Any, kind: str, batches: list[tuple], staging: Path, wanted
         if target == targets.TORCHSCRIPT:
             info = targets.export_torchscript(net, batches[0], path, targets.spec_extra_file(spec_dict))
         elif target == targets.TORCH_EXPORT:
-            info = targets.export_program(net, batches[0], kind, path)
+            info = targets.export_program(net, batches[0], task.dynamic_shapes(spec), path)
         else:
             raise ExportError(f"unknown export target {target!r}; choose from {sorted(targets.FILES)}")
         if info["status"] == "exported":
-            parity = compare(net, targets.loader(target)(path), batches, tolerance)
+            parity = task.compare(net, targets.loader(target)(path), batches, tolerance)
             info["parity"] = parity.to_dict()
             if not parity.passed:
                 info["status"] = "failed_parity"
@@ -125,10 +128,12 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", version: str = "1.
     mar = package.archive_path(export_dir, name, version)
     if build_archive:
         package.check_not_existing(mar, overwrite)  # before any expensive work
+    task_name = run_task(run_dir)
+    task = export_for(task_name)  # the task's inputs and parity check (serving/export/tasks/)
     ckpt = resolve_checkpoint(run_dir, checkpoint)
     spec, calibration = load_spec(run_dir)
     net = build_net(cfg, ckpt)
-    batches = [targets.example_args(b, spec.kind) for b in validation_batches(cfg, parity_batches)]
+    batches = [task.example_args(b, spec) for b in validation_batches(cfg, parity_batches)]
     if not batches:
         raise ExportError(f"{run_dir}: the validation split is empty; parity needs real samples")
 
@@ -136,12 +141,12 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", version: str = "1.
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=export_dir))
     report: dict[str, Any] = {
         "created": now_iso(), "run_dir": str(run_dir), "run_id": info.get("run_id"), "model_name": name,
-        "version": version, "kind": spec.kind, "checkpoint": str(ckpt), "temperature": spec.temperature,
+        "version": version, "task": task_name, "kind": spec.kind, "checkpoint": str(ckpt), "temperature": spec.temperature,
         "calibration": calibration, "tolerance": asdict(tolerance), "parity_batches": parity_batches,
     }
     try:
         served = write_data_files(staging, spec)
-        results, failures = run_targets(net, spec.kind, batches, staging, wanted, served.to_dict(), tolerance)
+        results, failures = run_targets(net, task, spec, batches, staging, wanted, served.to_dict(), tolerance)
         report["targets"] = results
         if failures:
             report.update(status="failed", files={}, error="; ".join(failures))
@@ -157,7 +162,8 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", version: str = "1.
 
     written = [export_dir / p for p in published]
     if build_archive:
-        mar, archived = package.build_mar(export_dir, spec.kind, name, version, overwrite)
+        handler = runtime_task(task_name).HANDLER_FILES[spec.kind]  # the task's handler for this input kind
+        mar, archived = package.build_mar(export_dir, spec.kind, name, version, overwrite, handler)
         report["archive"] = {"path": mar.relative_to(export_dir).as_posix(), "contents": archived}
         written.append(mar)
     report.update(status="ok", files=file_records(export_dir, written))

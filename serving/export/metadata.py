@@ -61,6 +61,7 @@ def build_metadata(run_dir: Path, checkpoint: Path, model_name: str, version: st
         "git": info.get("git"),
         "config_sha256": sha256_file(run_dir / "config.yaml"),
         "data_fingerprint": info.get("data_fingerprint"),
+        "task": info.get("task", "classification"),  # runtime/tasks/: answers and scoring columns of the task
         "labels": info.get("labels"),
         "metrics": read_json(metrics_path) if metrics_path.is_file() else {},
         "checkpoint": {"file": checkpoint.name, "sha256": sha256_file(checkpoint)},

@@ -15,7 +15,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_DIR = REPO_ROOT / "runtime"
 # the archive's --handler: a top-level module in the model dir that subclasses runtime.handlers.<file>
 HANDLERS_DIR = Path(__file__).resolve().parent / "entries"
-HANDLER_FILES = {"image": "image_classifier.py", "text": "text_classifier.py"}
 
 
 def runtime_files() -> tuple[Path, ...]:
@@ -88,8 +87,14 @@ def archiver_command(name: str, version: str, model_file: Path, handler: Path, e
     return cmd
 
 
-def build_mar(export_dir: Path, kind: str, name: str, version: str, overwrite: bool = False) -> tuple[Path, list[str]]:
-    """Archive the files of `export_dir` as archives/<version>/<name>.mar; returns it and its extra files."""
+def build_mar(export_dir: Path, kind: str, name: str, version: str, overwrite: bool = False,
+              handler_file: str = "") -> tuple[Path, list[str]]:
+    """Archive the files of `export_dir` as archives/<version>/<name>.mar; returns it and its extra files.
+
+    `handler_file`: the entry in entries/ for the run's task and input kind (runtime/tasks/ HANDLER_FILES).
+    """
+    if not handler_file or not (HANDLERS_DIR / handler_file).is_file():
+        raise ExportError(f"no TorchServe entry {handler_file!r} in {HANDLERS_DIR} for a {kind} model")
     target = archive_path(export_dir, name, version)
     check_not_existing(target, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)  # the archiver refuses a missing export path
@@ -102,7 +107,7 @@ def build_mar(export_dir: Path, kind: str, name: str, version: str, overwrite: b
         building = Path(tempfile.mkdtemp(prefix=f".{name}.building-", dir=target.parent))
         try:
             proc = subprocess.run(archiver_command(name, version, export_dir / "model.pt",
-                                                   HANDLERS_DIR / HANDLER_FILES[kind], extra, building),
+                                                   HANDLERS_DIR / handler_file, extra, building),
                                   capture_output=True, text=True, env=env)
             built = building / f"{name}.mar"
             if proc.returncode != 0 or not built.is_file():
@@ -112,4 +117,4 @@ def build_mar(export_dir: Path, kind: str, name: str, version: str, overwrite: b
             os.replace(built, target)
         finally:
             shutil.rmtree(building, ignore_errors=True)
-    return target, [HANDLER_FILES[kind], "model.pt", *files]
+    return target, [handler_file, "model.pt", *files]

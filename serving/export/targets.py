@@ -11,12 +11,6 @@ import torch
 TORCHSCRIPT = "torchscript"
 TORCH_EXPORT = "torch_export"
 FILES = {TORCHSCRIPT: "model.pt", TORCH_EXPORT: "model.pt2"}
-INPUT_NAMES = {"image": ("pixel_values",), "text": ("input_ids", "attention_mask")}
-
-
-def example_args(batch: dict[str, torch.Tensor], kind: str) -> tuple[torch.Tensor, ...]:
-    """The net's positional inputs taken from a datamodule batch."""
-    return tuple(batch[name] for name in INPUT_NAMES[kind])
 
 
 def export_torchscript(net: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path,
@@ -40,11 +34,9 @@ def export_torchscript(net: torch.nn.Module, example: tuple[torch.Tensor, ...], 
     return info
 
 
-def export_program(net: torch.nn.Module, example: tuple[torch.Tensor, ...], kind: str,
+def export_program(net: torch.nn.Module, example: tuple[torch.Tensor, ...], shapes: dict[str, Any],
                    path: Path) -> dict[str, Any]:
-    """torch.export with a dynamic batch dimension; an unsupported model is reported, not fatal."""
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    shapes = {name: {0: batch} for name in INPUT_NAMES[kind]}
+    """torch.export with the task's dynamic dimensions (the batch); an unsupported model is reported, not fatal."""
     try:
         with torch.no_grad():
             program = torch.export.export(net, example, dynamic_shapes=shapes, strict=False)

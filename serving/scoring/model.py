@@ -20,6 +20,7 @@ import torch
 
 from runtime import classifier_io as handler_io
 from runtime.preprocessing import PreprocessSpec, SPEC_FILENAME, load_tokenizer
+from runtime.tasks import DEFAULT_TASK, runtime_task
 from serving.scoring.config import ModelLoadError
 from serving.scoring.inputs import RejectMissingText
 
@@ -40,6 +41,7 @@ class ScoringModel:
     fingerprint: str
     metadata: dict[str, Any] = field(default_factory=dict)
     device: torch.device = torch.device("cpu")
+    task: str = DEFAULT_TASK  # metadata.json "task": which runtime/tasks/ module answers and fills the columns
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """One forward pass on a batch → CPU logits: the handler's own `predict_batch`."""
@@ -135,7 +137,7 @@ def load_model(path: str | Path, device: str = "auto") -> ScoringModel:
     metadata = read_metadata(folder)
     name, version = model_name_version(folder, metadata)
     return ScoringModel(net, spec, tokenizer, name, version, model_file, file_sha256(model_file)[:16], metadata,
-                        chosen)
+                        chosen, str(metadata.get("task") or DEFAULT_TASK))
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:
@@ -179,5 +181,5 @@ def batch_builder(model: ScoringModel) -> Callable[[list[Any]], dict[str, torch.
 
 
 def predictions(model: ScoringModel, inputs: dict[str, torch.Tensor], top_k: int) -> list[dict[str, Any]]:
-    """One forward + the handler's answer format: [{"label", "probability", "top_k": [...]}, ...]."""
-    return handler_io.format_predictions(model(inputs), model.spec, top_k)
+    """One forward + the task's answers, as the handler gives them (classification: label, probability, top_k)."""
+    return runtime_task(model.task).answers(model(inputs), model.spec, top_k)

@@ -133,7 +133,7 @@ def warm_up(model: ScoringModel, batch_size: int, fmt: str) -> float:
     else:
         inputs = batch_builder(model)(["warm up"] * batch_size)
     predictions(model, inputs, 1)
-    encode_rows([], fmt)
+    encode_rows([], fmt, model.task)
     return time.time() - start
 
 
@@ -172,6 +172,6 @@ def flush_chunk(chunk: Chunk, collected: dict[int, Any], table: RecordTable, mod
     """Write one finished chunk in input order: predictions to rows, `Rejected` entries to rejects."""
     good = [(table.ids[p], collected[p]) for p in chunk.positions if not isinstance(collected[p], Rejected)]
     bad = [{"id": table.ids[p], **collected[p]} for p in chunk.positions if isinstance(collected[p], Rejected)]
-    rows = score_rows([i for i, _ in good], [pred for _, pred in good], model.name, model.version)
-    write_chunk(output, chunk, rows, bad, fmt)
+    rows = score_rows([i for i, _ in good], [pred for _, pred in good], model.name, model.version, model.task)
+    write_chunk(output, chunk, rows, bad, fmt, model.task)
     return len(rows), len(bad)

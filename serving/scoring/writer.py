@@ -18,20 +18,25 @@ from typing import Any, Sequence
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from runtime.tasks import runtime_task
 from serving.scoring.config import Chunk, FORMATS, PlanMismatch
 from trainers.rundir import atomic_write_bytes, atomic_write_json, now_iso
 
 
 REJECTS_DIR = "_rejects"
-ROW_SCHEMA = pa.schema([
-    ("id", pa.string()),
-    ("label", pa.string()),
-    ("probability", pa.float64()),
-    ("top_k_labels", pa.list_(pa.string())),
-    ("top_k_probabilities", pa.list_(pa.float64())),
-    ("model_name", pa.string()),
-    ("model_version", pa.string()),
-])
+# the type names runtime/tasks/ modules give their SCORE_COLUMNS (the runtime does not import pyarrow)
+ARROW_TYPES = {"string": pa.string(), "float64": pa.float64(), "int64": pa.int64(),
+               "list<string>": pa.list_(pa.string()), "list<float64>": pa.list_(pa.float64())}
+
+
+def row_schema(task: str | None = None) -> pa.Schema:
+    """id, the task's own columns (runtime/tasks/<task>.py SCORE_COLUMNS), model name and version."""
+    columns = runtime_task(task).SCORE_COLUMNS
+    return pa.schema([("id", pa.string()), *((name, ARROW_TYPES[kind]) for name, kind in columns),
+                      ("model_name", pa.string()), ("model_version", pa.string())])
+
+
+ROW_SCHEMA = row_schema()  # classification's
 
 
 def check_format(fmt: str) -> str:
@@ -52,36 +57,27 @@ def rejects_path(output: Path, chunk: Chunk) -> Path:
 
 
 def score_rows(ids: Sequence[str], predictions: Sequence[dict[str, Any]], model_name: str,
-               model_version: str) -> list[dict[str, Any]]:
-    """Output rows from `postprocess` results (label, probability, top_k) and their record ids."""
-    return [
-        {
-            "id": record_id,
-            "label": pred["label"],
-            "probability": float(pred["probability"]),
-            "top_k_labels": [t["label"] for t in pred["top_k"]],
-            "top_k_probabilities": [float(t["probability"]) for t in pred["top_k"]],
-            "model_name": model_name,
-            "model_version": model_version,
-        }
-        for record_id, pred in zip(ids, predictions)
-    ]
+               model_version: str, task: str | None = None) -> list[dict[str, Any]]:
+    """Output rows from the handler's answers and their record ids: the task's `score_columns` of each answer."""
+    score_columns = runtime_task(task).score_columns
+    return [{"id": record_id, **score_columns(pred), "model_name": model_name, "model_version": model_version}
+            for record_id, pred in zip(ids, predictions)]
 
 
-def encode_rows(rows: list[dict[str, Any]], fmt: str) -> bytes:
+def encode_rows(rows: list[dict[str, Any]], fmt: str, task: str | None = None) -> bytes:
     """Serialise rows in the output format."""
     if fmt == "jsonl":
         return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
     buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=ROW_SCHEMA), buffer)
+    pq.write_table(pa.Table.from_pylist(rows, schema=row_schema(task)), buffer)
     return buffer.getvalue()
 
 
 def write_chunk(output: Path, chunk: Chunk, rows: list[dict[str, Any]], rejects: list[dict[str, str]],
-                fmt: str) -> None:
+                fmt: str, task: str | None = None) -> None:
     """Rejects first, rows last: the rows file's presence is what marks the chunk complete."""
     atomic_write_bytes(rejects_path(output, chunk), encode_jsonl(rejects))
-    atomic_write_bytes(rows_path(output, chunk, fmt), encode_rows(rows, fmt))
+    atomic_write_bytes(rows_path(output, chunk, fmt), encode_rows(rows, fmt, task))
 
 
 def encode_jsonl(records: list[dict[str, Any]]) -> bytes:
