@@ -74,6 +74,7 @@ def test_metadata_names_run_git_config_data_and_metrics(exported_digits):
     meta = json.loads((exported_digits.export_dir / "metadata.json").read_text())
     run = json.loads((exported_digits.run_dir / "run.json").read_text())
     assert meta["run_id"] == run["run_id"] == "fixture"
+    assert meta["task"] == run["task"] == "classification"  # runtime/tasks/ and scoring pick their module by it
     assert meta["git"]["revision"] == run["git"]["revision"]
     assert meta["config_sha256"] == _sha(exported_digits.run_dir / "config.yaml")
     assert meta["data_fingerprint"] == run["data_fingerprint"]
