@@ -19,6 +19,7 @@ from typing import Sequence
 
 import psutil
 
+from core.atomic import atomic_write_text  # temp + fsync + rename, umask honoured
 from serving.torchserve.client import INSTANCE_FILE, KEY_FILE, ServingError, TorchServeClient
 from serving.torchserve.model_store import ArchiveInfo, register_archive
 from serving.torchserve.server_config import ServeConfig, render_properties, resolve_ports
@@ -118,7 +119,7 @@ class TorchServeInstance:
         (self.tmp / PID_FILE).unlink(missing_ok=True)
         (self.dir / KEY_FILE).unlink(missing_ok=True)  # a stale key file would pass the readiness wait
         ports = resolve_ports(self.cfg.ports, self.cfg.host)
-        _atomic_text(self.properties, render_properties(self.cfg, ports, self.model_store))
+        atomic_write_text(self.properties, render_properties(self.cfg, ports, self.model_store))
         deadline = time.monotonic() + self.cfg.server.start_timeout
         with open(self.logs / "launcher.log", "ab") as log:
             proc = subprocess.run(
@@ -129,7 +130,7 @@ class TorchServeInstance:
             if proc.returncode != 0:
                 raise ServingError(f"`torchserve --start` exited {proc.returncode}")
             pid = self._wait_for_pid(deadline)
-            _atomic_text(self.dir / INSTANCE_FILE, json.dumps(
+            atomic_write_text(self.dir / INSTANCE_FILE, json.dumps(
                 {"host": self.cfg.host, "ports": vars(ports), "pid": pid, "started_at": time.time(),
                  "config": str(self.properties)}, indent=2) + "\n")
             client = self.client()
@@ -200,9 +201,3 @@ class TorchServeInstance:
             raise ServingError(f"TorchServe processes {[p.pid for p in still]} survived stop and SIGKILL")
         return True
 
-
-def _atomic_text(path: Path, text: str) -> None:
-    """Write a small text file atomically (temp file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -15,7 +15,7 @@ from typing import Sequence
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # serving/torchserve/ → repo root
 METRICS_YAML = Path(__file__).resolve().parent / "monitoring" / "metrics.yaml"
 LISTENERS = ("inference", "management", "metrics", "grpc_inference", "grpc_management", "initial_worker")
 
