@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # serving/torchserve/ → repo root
-METRICS_YAML = Path(__file__).resolve().parent / "monitoring" / "metrics.yaml"
+METRICS_YAML = Path(__file__).resolve().parents[1] / "monitoring" / "metrics.yaml"  # serving/monitoring/
 LISTENERS = ("inference", "management", "metrics", "grpc_inference", "grpc_management", "initial_worker")
 
 
