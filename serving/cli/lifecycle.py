@@ -5,7 +5,9 @@ import argparse
 from pathlib import Path
 
 from serving.cli.common import add_overrides, print_json, serve_config
-from serving.torchserve.server import TorchServeInstance
+from serving.torchserve.server import TorchServeInstance, readiness
+
+EXIT_NOT_RUNNING, EXIT_NOT_READY = 3, 4
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -17,7 +19,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("stop", help="stop TorchServe and wait until java has exited")
     add_overrides(p)
     p.set_defaults(func=run_stop)
-    p = subparsers.add_parser("status", help="models, versions (default marked) and workers, as JSON")
+    p = subparsers.add_parser("status", help="models, versions (default marked), workers and readiness as JSON; "
+                                             "exit 0 ready, 3 not running, 4 a model version has no READY worker")
     add_overrides(p)
     p.set_defaults(func=run_status)
 
@@ -55,12 +58,15 @@ def describe_instance(instance: TorchServeInstance) -> dict:
                                  for w in d.get("workers", [])]}
                     for d in client.describe(name)]
         models.append({"name": name, "default_version": default, "versions": versions})
-    return {"instance": str(instance.dir), "running": True, "pid": instance.pid(),
-            "endpoints": vars(client.endpoints), "models": models}
+    ready = readiness(client)
+    return {"instance": str(instance.dir), "running": True, "pid": instance.pid(), "ready": ready["ready"],
+            "not_ready": ready["reasons"], "endpoints": vars(client.endpoints), "models": models}
 
 
 def run_status(args: argparse.Namespace) -> int:
-    """Print the instance's state; exit 3 when it is not running (like service managers)."""
+    """Print the instance's state; exit 3 when it is not running (like service managers), 4 when not ready."""
     state = describe_instance(TorchServeInstance(serve_config(args)))
     print_json(state)
-    return 0 if state["running"] else 3
+    if not state["running"]:
+        return EXIT_NOT_RUNNING
+    return 0 if state["ready"] else EXIT_NOT_READY

@@ -8,6 +8,8 @@ from pathlib import Path
 
 ENV_KEYS = "SHIPYARD_GATEWAY_API_KEYS"
 _SIZE = re.compile(r"[0-9]+[kKmM]?")
+# >= 128 bits as hex (openssl rand -hex 16); nginx's map hash is sized from the longest key (render.py)
+MIN_KEY, MAX_KEY = 32, 256
 
 
 @dataclass
@@ -25,6 +27,9 @@ class RateLimit:
 
     per_second: int = 20
     burst: int = 10
+    # wrong/missing API keys, per client address: guessing keys costs time (beyond: 429)
+    auth_failures_per_second: int = 2
+    auth_failures_burst: int = 10
 
 
 @dataclass
@@ -41,6 +46,13 @@ class GatewayConfig:
     rate_limit: RateLimit = field(default_factory=RateLimit)
     max_body: str = "1m"
     upstream_timeout: int = 30
+    server_name: str | None = None   # the name clients use (redirects, Host); null = host
+    client_timeout: int = 10         # s between two reads of a client's header/body, and between writes to it
+    max_connections_per_ip: int = 64  # open connections one client address may hold (slow clients)
+    hsts_max_age: int = 63072000     # Strict-Transport-Security max-age (s); 0 = no header
+    log_max_mb: int = 50             # nginx's access/error logs rotate past this size (the keeper renames them)
+    log_backups: int = 5             # rotated logs kept per file
+    token_check_interval: float = 1.0  # s between the token keeper's checks of TorchServe's inference key
     serve_root: str = "outputs/serve"
     serve_instance: str = "default"
     canary_percent: float = 10.0
@@ -52,6 +64,14 @@ class GatewayConfig:
             raise ValueError(f"max_body={self.max_body!r}: use an nginx size such as 512k or 1m")
         if self.rate_limit.per_second < 1 or self.rate_limit.burst < 0:
             raise ValueError("rate_limit.per_second must be >= 1 and rate_limit.burst >= 0")
+        if self.rate_limit.auth_failures_per_second < 1 or self.rate_limit.auth_failures_burst < 0:
+            raise ValueError("rate_limit.auth_failures_per_second must be >= 1 and rate_limit.auth_failures_burst >= 0")
+        if self.log_max_mb < 1 or self.log_backups < 1 or self.token_check_interval <= 0:
+            raise ValueError("log_max_mb and log_backups must be >= 1, token_check_interval > 0")
+        if self.client_timeout < 1 or self.max_connections_per_ip < 1 or self.hsts_max_age < 0:
+            raise ValueError("client_timeout and max_connections_per_ip must be >= 1, hsts_max_age >= 0")
+        if self.server_name is not None and not re.fullmatch(r"[A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]", self.server_name):
+            raise ValueError(f"server_name={self.server_name!r}: a DNS name or address (no scheme, no port)")
         if not 0 <= self.canary_percent <= 100:
             raise ValueError(f"canary_percent={self.canary_percent}: must be within [0, 100]")
 
@@ -64,6 +84,11 @@ class GatewayConfig:
     def dir(self) -> Path:
         """The gateway's own folder (nginx prefix)."""
         return Path(self.root).resolve() / self.instance
+
+    @property
+    def public_name(self) -> str:
+        """The host name redirects point to (never the client's Host header)."""
+        return self.server_name or self.host
 
     @property
     def serve_dir(self) -> Path:
@@ -84,9 +109,10 @@ def read_api_keys(cfg: GatewayConfig, environ: dict[str, str] | None = None) -> 
     keys: dict[str, str] = {}
     for n, entry in enumerate(entries, start=1):
         client, _, key = entry.rpartition(":") if ":" in entry else (f"client{n}", "", entry)
-        if not re.fullmatch(r"[A-Za-z0-9_.~+/=-]{16,}", key):
+        if not re.fullmatch(r"[A-Za-z0-9_.~+/=-]{%d,%d}" % (MIN_KEY, MAX_KEY), key):
             # never echo the value: it is a secret
-            raise ValueError(f"API key #{n} ({client or 'unnamed'}) must be >= 16 characters of [A-Za-z0-9_.~+/=-]")
+            raise ValueError(f"API key #{n} ({client or 'unnamed'}) must be {MIN_KEY}-{MAX_KEY} characters of "
+                             "[A-Za-z0-9_.~+/=-]: make one with `openssl rand -hex 32`")
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", client):
             raise ValueError(f"API key #{n}: client id {client!r} may use letters, digits, '_', '-', '.'")
         keys[client] = key

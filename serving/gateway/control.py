@@ -1,23 +1,30 @@
 """Start, reload and stop the gateway's own nginx (own prefix folder, pid file and loopback ports)."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
+import uuid
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from serving.torchserve.client import Endpoints, ServingError, read_keys
 from serving.gateway.config import GatewayConfig, RateLimit, TLSConfig, read_api_keys
-from serving.gateway.render import render_nginx, render_secrets
+from serving.gateway.render import KEEPER_SECRET, render_nginx, render_secrets
 from serving.torchserve.server_config import free_port
 from trainers.rundir import atomic_write_json, atomic_write_text
 
 STATE_FILE = "gateway.json"   # ports + routes: what reload/route re-render from
+MODE_FILE = "run/upstream_mode"  # direct | keeper (keeper.py switches it around a token renewal)
+REPO = Path(__file__).resolve().parents[2]
 WORKER_USER = "nobody nogroup"
 
 
@@ -81,8 +88,21 @@ class Gateway:
         return f"https://{self.cfg.host}:{self.state()['https_port']}/{path.lstrip('/')}"
 
     # ------------------------------------------------------------------ rendering
-    def _write_config(self, state: dict[str, Any]) -> Path:
-        for sub in ("logs", "secrets", "tmp"):
+    def held_token(self) -> str:
+        """The inference token nginx's config carries now (secrets/upstream_auth.conf)."""
+        text = (self.dir / "secrets" / "upstream_auth.conf").read_text()
+        return re.search(r"Bearer ([^\"]+)", text).group(1)
+
+    @contextmanager
+    def _locked(self):
+        """One render+reload at a time (the CLI and the token keeper both reload)."""
+        (self.dir / "run").mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "run" / "reload.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            yield
+
+    def _write_config(self, state: dict[str, Any], upstream_mode: str | None = None) -> Path:
+        for sub in ("logs", "secrets", "tmp", "run"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         (self.dir / "secrets").chmod(0o700)
         user = WORKER_USER if os.geteuid() == 0 else None
@@ -106,6 +126,8 @@ class Gateway:
                 raise
             keys = None  # a reload from a shell without the key source keeps the keys nginx already has
         secrets = render_secrets(keys or {}, read_keys(self.cfg.serve_dir)["inference"])
+        if not (self.dir / "secrets" / KEEPER_SECRET).exists():  # one per gateway folder, kept across reloads
+            secrets[KEEPER_SECRET] = f'proxy_set_header X-Keeper-Secret "{uuid.uuid4().hex}{uuid.uuid4().hex}";\n'
         for name, text in secrets.items():
             if keys is None and name == "api_keys.conf":
                 continue
@@ -113,12 +135,23 @@ class Gateway:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(text)
+        mode_file = self.dir / MODE_FILE
+        if upstream_mode is None:
+            upstream_mode = mode_file.read_text().strip() if mode_file.exists() else "direct"
+        atomic_write_text(mode_file, upstream_mode + "\n")
         conf = render_nginx(self.cfg, state["https_port"], state.get("http_port"), upstream, state["routes"],
-                            cert, key, user)
+                            cert, key, user, keys=keys or self._held_keys(), upstream_mode=upstream_mode,
+                            keeper_port=state["keeper_port"])
         path = self.dir / "nginx.conf"
         atomic_write_text(path, conf)
         self._nginx("-t", what="config test")  # a bad config never replaces a running one's workers
         return path
+
+    def _held_keys(self) -> dict[str, str]:
+        """Client → key from the api_keys.conf nginx has (for sizing its hash when the key source is absent)."""
+        path = self.dir / "secrets" / "api_keys.conf"
+        pairs = re.findall(r'"([^"]+)" "([^"]+)";', path.read_text()) if path.exists() else []
+        return {client: key for key, client in pairs}
 
     def _nginx(self, *args: str, what: str) -> subprocess.CompletedProcess:
         cmd = [nginx_bin(), "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"), "-e",
@@ -139,9 +172,10 @@ class Gateway:
         state["config"] = asdict(self.cfg)  # reload/route/promote from another shell re-render with it
         state["https_port"] = self.cfg.https_port or free_port(self.cfg.host)
         state["http_port"] = None if self.cfg.http_port < 0 else (self.cfg.http_port or free_port(self.cfg.host))
+        state["keeper_port"] = free_port(self.cfg.host)
         if routes is not None:
             state["routes"] = routes
-        self._write_config(state)
+        self._write_config(state, "direct")
         atomic_write_json(self.state_path, state)
         self._nginx(what="start")
         deadline = time.monotonic() + 10
@@ -149,17 +183,46 @@ class Gateway:
             if time.monotonic() > deadline:
                 raise ServingError(f"nginx did not write its pid file; see {self.dir / 'logs' / 'error.log'}")
             time.sleep(0.05)
+        self._start_keeper()
         return state
 
-    def reload(self) -> dict[str, Any]:
+    def keeper_pid(self) -> int | None:
+        """The token keeper's pid while it runs."""
+        import psutil
+
+        try:
+            pid = int((self.dir / "run" / "keeper.pid").read_text())
+            return pid if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE else None
+        except (FileNotFoundError, ValueError, psutil.Error):
+            return None
+
+    def _start_keeper(self, timeout: float = 20.0) -> None:
+        """Start keeper.py (token renewal, /readyz, log rotation) beside nginx; return once its socket is up."""
+        for name in ("keeper.pid", "keeper.ready"):
+            (self.dir / "run" / name).unlink(missing_ok=True)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        with open(self.dir / "logs" / "keeper.stderr", "ab") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "serving.gateway.keeper", str(self.dir)], cwd=REPO,
+                                    env=env, stdin=subprocess.DEVNULL, stdout=err, stderr=err, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while not (self.keeper_pid() and (self.dir / "run" / "keeper.ready").exists()):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise ServingError(f"the gateway's token keeper did not start; see {self.dir / 'logs'}/keeper.*")
+            time.sleep(0.05)
+
+    def reload(self, upstream_mode: str | None = None) -> dict[str, Any]:
         """Re-render (routes, keys, token) and `nginx -s reload`: old workers finish their requests."""
         if not self.pid():
             raise ServingError(f"no gateway running in {self.dir}: `python -m serving gateway start` first")
-        state = self.state()
-        self._write_config(state)
-        old_generation = self._generation()
-        self._nginx("-s", "reload", what="reload")
-        self._wait_new_workers(old_generation)
+        with self._locked():
+            state = self.state()
+            self._write_config(state, upstream_mode)
+            old_generation = self._generation()
+            self._nginx("-s", "reload", what="reload")
+            self._wait_new_workers(old_generation)
+        if not self.keeper_pid():
+            self._start_keeper()  # e.g. after a machine restart left nginx but not the keeper
         return state
 
     def reconfigure(self, cfg: GatewayConfig) -> dict[str, Any]:
@@ -216,7 +279,13 @@ class Gateway:
         return route
 
     def stop(self, timeout: float = 15.0) -> bool:
-        """Graceful quit; waits until the master is gone. False when nothing ran."""
+        """Graceful quit of nginx and the keeper; waits until both are gone. False when nothing ran."""
+        keeper = self.keeper_pid()
+        if keeper:
+            os.kill(keeper, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self.keeper_pid() and time.monotonic() < deadline:
+                time.sleep(0.05)
         pid = self.pid()
         if not pid:
             return False

@@ -22,8 +22,9 @@ ERRORS = {
     404: "unknown model or path: POST /v1/models/NAME:predict with a model the gateway routes",
     405: "method not allowed: use POST",
     413: "request body too large for the gateway (max_body)",
-    429: "rate limit exceeded for this API key; retry later",
+    429: "rate limit exceeded (requests per API key, or failed authentications per address); retry later",
     502: "the model server is unavailable",
+    503: "the model server is busy (queue full or no worker ready); retry after Retry-After seconds",
     504: "the model server timed out",
 }
 
@@ -59,22 +60,58 @@ def render_routes(routes: dict[str, dict[str, Any]]) -> str:
     return "\n".join(blocks)
 
 
+# Mozilla "intermediate": TLS 1.2 only with AEAD suites (no CBC, no SHA-1 MACs); TLS 1.3 suites are fixed
+SSL_CIPHERS = ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+               "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305")
+KEEPER_SECRET = "keeper.conf"  # secrets/: the header nginx proves itself to the keeper with (0600)
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def map_hash_sizes(keys: dict[str, str] | None) -> tuple[int, int]:
+    """map_hash_bucket_size/max_size that fit the API keys (nginx refuses to start when a key outgrows a bucket)."""
+    longest = max((len(k) for k in (keys or {}).values()), default=64)
+    # a bucket holds the key bytes plus a pointer and length, aligned: twice the longest key always fits
+    return max(64, _pow2(2 * longest + 16)), max(2048, _pow2(4 * len(keys or {})))
+
+
 def render_nginx(cfg: GatewayConfig, https_port: int, http_port: int | None, upstream_port: int,
-                 routes: dict[str, dict[str, Any]], cert: Path, key: Path, user: str | None) -> str:
-    """The whole nginx.conf (paths absolute; prefix = the gateway folder)."""
+                 routes: dict[str, dict[str, Any]], cert: Path, key: Path, user: str | None,
+                 keys: dict[str, str] | None = None, upstream_mode: str = "direct", keeper_port: int = 0) -> str:
+    """The whole nginx.conf (paths absolute; prefix = the gateway folder).
+
+    upstream_mode "direct": predictions go straight to TorchServe with the inference token nginx holds;
+    "keeper": through the token keeper, which adds the current token per request (used while it renews).
+    """
     d = cfg.dir
     temp = "\n".join(f"    {kind}_temp_path {d / 'tmp' / kind};" for kind in
                      ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    hsts = (f'    add_header Strict-Transport-Security "max-age={cfg.hsts_max_age}" always;'
+            if cfg.hsts_max_age else "")
     errors = "\n".join(
         f"    location = /__gateway_error/{code} {{\n        internal;\n        default_type application/json;\n"
-        f"        return {code} '{json.dumps({'code': code, 'message': msg})}\\n';\n    }}"
+        + ("        add_header Retry-After 1 always;\n" if code in (429, 503) else "")
+        + (hsts + "\n" if hsts else "")
+        + f"        return {code} '{json.dumps({'code': code, 'error': msg, 'message': msg})}\\n';\n    }}"
         for code, msg in ERRORS.items())
     error_pages = "\n".join(f"    error_page {code} /__gateway_error/{code};" for code in ERRORS)
+    bucket, max_size = map_hash_sizes(keys)
+    if upstream_mode == "keeper":
+        # the keeper adds the current inference token; it forwards only requests that carry its secret
+        upstream_auth = f"include {d / 'secrets' / KEEPER_SECRET};"
+        upstream = "keeper"
+    else:
+        upstream_auth = f"include {d / 'secrets' / 'upstream_auth.conf'};"
+        upstream = "torchserve"
     http_server = "" if http_port is None else f"""
 server {{
     listen {cfg.host}:{http_port};
-    # plain HTTP never reaches a model: 308 keeps the method and body on the client's retry over TLS
-    location / {{ return 308 https://$host:{https_port}$request_uri; }}
+    client_header_timeout {cfg.client_timeout}s;
+    # plain HTTP never reaches a model: 308 keeps the method and body on the client's retry over TLS;
+    # the target is the configured name, never the client's Host header (no open redirect)
+    location / {{ return 308 https://{cfg.public_name}:{https_port}$request_uri; }}
 }}"""
     return f"""# written by `python -m serving gateway` from conf/gateway.yaml; regenerated at start/reload/route
 {f'user {user};' if user else ''}
@@ -82,6 +119,8 @@ worker_processes 1;
 pid {d / 'nginx.pid'};
 error_log {d / 'logs' / 'error.log'} warn;
 events {{ worker_connections 1024; }}
+# a reload's old workers finish their requests, but never longer than this (the keeper waits for them)
+worker_shutdown_timeout {cfg.upstream_timeout + 5}s;
 
 http {{
     log_format gateway {LOG_FORMAT};
@@ -90,7 +129,16 @@ http {{
 {temp}
     client_max_body_size {cfg.max_body};
     client_body_buffer_size {cfg.max_body};
+    # slow clients: at most client_timeout s between two reads (header and body) or two writes, then 408/close
+    client_header_timeout {cfg.client_timeout}s;
+    client_body_timeout {cfg.client_timeout}s;
+    send_timeout {cfg.client_timeout}s;
+    reset_timedout_connection on;
     keepalive_timeout 65;
+    limit_conn_zone $binary_remote_addr zone=per_ip:1m;
+    limit_conn_status 429;
+    map_hash_bucket_size {bucket};
+    map_hash_max_size {max_size};
 
     # API keys: map X-API-Key → client id (secrets/api_keys.conf, 0600); only the client id is ever logged
     map $http_x_api_key $api_client {{
@@ -98,6 +146,12 @@ http {{
         include {d / 'secrets' / 'api_keys.conf'};
     }}
     limit_req_zone $api_client zone=per_key:1m rate={cfg.rate_limit.per_second}r/s;
+    # failed authentication is limited per client address (an empty key means "not limited")
+    map $api_client $auth_failed_addr {{
+        "" $binary_remote_addr;
+        default "";
+    }}
+    limit_req_zone $auth_failed_addr zone=auth_fail:1m rate={cfg.rate_limit.auth_failures_per_second}r/s;
     limit_req_status 429;
 
     map $uri $gw_model {{
@@ -110,22 +164,32 @@ http {{
         server 127.0.0.1:{upstream_port};
         keepalive 16;
     }}
+    upstream keeper {{
+        # loopback TCP, not a unix socket: nginx's workers (nobody) may not traverse the gateway's parents
+        server 127.0.0.1:{keeper_port};
+    }}
 {http_server}
 server {{
     listen {cfg.host}:{https_port} ssl;
+    server_name {cfg.public_name};
     ssl_certificate {cert};
     ssl_certificate_key {key};
     ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers {SSL_CIPHERS};
+    ssl_prefer_server_ciphers off;
     ssl_session_cache shared:gateway_tls:1m;
+    limit_conn per_ip {cfg.max_connections_per_ip};
+{hsts}
 {error_pages}
 {errors}
 
     location ~ ^/v1/models/[A-Za-z0-9_.-]+:predict$ {{
         if ($request_method != POST) {{ return 405; }}
-        if ($api_client = "") {{ return 401; }}
+        # rewrite-phase `return` would run before limit_req: unknown keys go where the limit applies first
+        if ($api_client = "") {{ rewrite ^ /__gateway_unauthorized last; }}
         if ($gw_version = "") {{ return 404; }}
         limit_req zone=per_key burst={cfg.rate_limit.burst} nodelay;
-        include {d / 'secrets' / 'upstream_auth.conf'};
+        {upstream_auth}
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         proxy_set_header X-Request-ID $request_id;
@@ -135,12 +199,23 @@ server {{
         # closed by TorchServe (it closes after error answers) is safe, and avoids a spurious 502
         proxy_next_upstream error timeout non_idempotent;
         proxy_next_upstream_tries 3;
-        proxy_intercept_errors off;
+        # TorchServe's queue-full 503 (and 413/404) get the gateway's JSON answer with Retry-After; codes
+        # without an error_page (the handlers' 400s with their own JSON message) pass through unchanged
+        proxy_intercept_errors on;
         add_header X-Model-Version $gw_version always;
         add_header X-Request-ID $request_id always;
-        proxy_pass http://torchserve/predictions/$gw_model/$gw_version;
+{hsts.replace('    ', '        ', 1)}
+        proxy_pass http://{upstream}/predictions/$gw_model/$gw_version;
+    }}
+    location = /__gateway_unauthorized {{
+        internal;
+        limit_req zone=auth_fail burst={cfg.rate_limit.auth_failures_burst} nodelay;
+        try_files /__no_such_file =401;
     }}
     location = /healthz {{ default_type application/json; return 200 '{{"status":"ok"}}\\n'; }}
+    # readiness for load balancers: 200 only while every registered model version has a READY worker
+    location = /readyz {{ proxy_pass http://keeper/readyz; proxy_intercept_errors off; }}
+    location = /readyz/metrics {{ proxy_pass http://keeper/metrics; proxy_intercept_errors off; }}
     location / {{ return 404; }}
 }}
 }}

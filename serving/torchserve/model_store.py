@@ -98,12 +98,12 @@ MAX_LOAD_FAILURES = 1
 
 
 def load_failures(instance_dir: Path, name: str, version: str) -> int:
-    """How often a worker of name/version failed to load the model, from the frontend log."""
-    log = Path(instance_dir) / "logs" / "ts_log.log"
-    if not log.is_file():
-        return 0
+    """How often a worker of name/version failed to load the model, from the worker's log."""
     marker = f"-{name}_{version}-stdout MODEL_LOG - Failed to load model"
-    return log.read_text(errors="replace").count(marker)
+    logs = Path(instance_dir) / "logs"
+    # serving/log_config.py sends MODEL_LOG to model_log.log only; TorchServe's own config also to ts_log.log
+    return max((p.read_text(errors="replace").count(marker) for p in (logs / "model_log.log", logs / "ts_log.log")
+                if p.is_file()), default=0)
 
 
 def wait_ready(client: TorchServeClient, name: str, version: str, deadline: float, alive: Callable[[], bool],

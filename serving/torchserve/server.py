@@ -21,6 +21,7 @@ import psutil
 
 from core.atomic import atomic_write_text  # temp + fsync + rename, umask honoured
 from serving.torchserve.client import INSTANCE_FILE, KEY_FILE, ServingError, TorchServeClient
+from serving.torchserve.log_config import render_log4j
 from serving.torchserve.model_store import ArchiveInfo, register_archive
 from serving.torchserve.server_config import ServeConfig, render_properties, resolve_ports
 
@@ -117,14 +118,22 @@ class TorchServeInstance:
         for folder in (self.logs, self.tmp, self.metrics_dir, self.model_store):
             folder.mkdir(parents=True, exist_ok=True)
         (self.tmp / PID_FILE).unlink(missing_ok=True)
-        (self.dir / KEY_FILE).unlink(missing_ok=True)  # a stale key file would pass the readiness wait
+        # TorchServe writes its keys with the process umask and chmods afterwards: an empty file created 0600
+        # first keeps them private from the first byte (Files.write truncates it and keeps its mode); a
+        # stale key file would pass the readiness wait, hence a fresh one
+        (self.dir / KEY_FILE).unlink(missing_ok=True)
+        os.close(os.open(self.dir / KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         ports = resolve_ports(self.cfg.ports, self.cfg.host)
         atomic_write_text(self.properties, render_properties(self.cfg, ports, self.model_store))
+        s = self.cfg.server
+        log4j = self.dir / "log4j2.xml"
+        atomic_write_text(log4j, render_log4j(self.logs, self.metrics_dir, s.log_level, s.log_max_mb, s.log_backups))
+        _rotate(self.logs / "launcher.log", s.log_backups)  # java's stdout: start-up lines only (no console appender)
         deadline = time.monotonic() + self.cfg.server.start_timeout
         with open(self.logs / "launcher.log", "ab") as log:
             proc = subprocess.run(
                 [torchserve_bin(), "--start", "--ncs", "--ts-config", str(self.properties),
-                 "--model-store", str(self.model_store)],
+                 "--model-store", str(self.model_store), "--log-config", str(log4j)],
                 cwd=self.dir, env=self.env(), stdout=log, stderr=subprocess.STDOUT, timeout=60)
         try:
             if proc.returncode != 0:
@@ -159,8 +168,7 @@ class TorchServeInstance:
         while time.monotonic() < deadline:
             if not self.is_running():
                 raise ServingError("java exited during start-up")
-            if (self.dir / KEY_FILE).is_file():
-                os.chmod(self.dir / KEY_FILE, 0o600)  # tokens: owner-only
+            if (self.dir / KEY_FILE).is_file() and (self.dir / KEY_FILE).stat().st_size:
                 try:
                     resp = client.request("management", "GET", "models", timeout=5)
                     if resp.status_code == 200:
@@ -201,3 +209,29 @@ class TorchServeInstance:
             raise ServingError(f"TorchServe processes {[p.pid for p in still]} survived stop and SIGKILL")
         return True
 
+
+def readiness(client: TorchServeClient) -> dict:
+    """Ready only when every registered model version has a READY worker (`/ping` says Healthy regardless)."""
+    models, reasons = [], []
+    for entry in client.list_models():
+        for desc in client.describe(entry["modelName"]):
+            states = [w.get("status") for w in desc.get("workers", [])]
+            ok = "READY" in states
+            models.append({"name": entry["modelName"], "version": desc["modelVersion"], "ready": ok,
+                           "workers": states})
+            if not ok:
+                reasons.append(f"{entry['modelName']} {desc['modelVersion']}: no READY worker (workers {states})")
+    if not models:
+        reasons.append("no model registered")
+    return {"ready": not reasons, "reasons": reasons, "models": models}
+
+
+def _rotate(path: Path, backups: int) -> None:
+    """path → path.1 → ... → path.<backups> (the oldest dropped)."""
+    if not path.is_file() or not path.stat().st_size:
+        return
+    for n in range(backups - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{n}")
+        if older.exists():
+            os.replace(older, path.with_name(f"{path.name}.{n + 1}"))
+    os.replace(path, path.with_name(f"{path.name}.1"))

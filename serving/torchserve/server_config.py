@@ -53,11 +53,14 @@ class ServerSettings:
 
     start_timeout: float = 120.0
     stop_timeout: float = 60.0
-    token_expiration_min: int = 60
+    token_expiration_min: float = 60.0
     max_request_size: int = 6_553_500
     max_response_size: int = 6_553_500
     job_queue_size: int = 100
     java_heap: str = "512m"
+    log_level: str = "info"
+    log_max_mb: int = 50
+    log_backups: int = 5
 
 
 @dataclass
@@ -87,6 +90,13 @@ class ServeConfig:
             port = getattr(self.ports, name)
             if not 0 <= port <= 65535:
                 raise ServeConfigError(f"ports.{name}={port}: must be 0 (free port) or 1..65535")
+        s = self.server
+        if s.log_level not in ("error", "warn", "info", "debug"):
+            raise ServeConfigError(f"server.log_level={s.log_level!r}: use error, warn, info or debug")
+        if s.log_max_mb < 1 or s.log_backups < 1:
+            raise ServeConfigError("server.log_max_mb and server.log_backups must be >= 1")
+        if s.token_expiration_min <= 0:
+            raise ServeConfigError(f"server.token_expiration_min={s.token_expiration_min}: must be > 0 minutes")
         if not re.fullmatch(r"[0-9]+[kmgKMG]?", self.server.java_heap):
             raise ServeConfigError(f"server.java_heap={self.server.java_heap!r}: use a JVM size such as 512m or 2g")
 

@@ -164,3 +164,19 @@ def test_renewed_keys_replace_the_old_ones(server, exported_digits):
                           timeout=10)
     assert stale.status_code in (400, 401) and "Token Authorization failed" in stale.text
     assert client.predict(exported_digits.name, SAMPLES[0].read_bytes()).status_code == 200
+
+
+def test_logs_are_size_rotated_and_quiet_per_request(server, exported_digits):
+    # issue 15.4: launcher.log (java stdout) grew ~1.5 KB and ts_log ~3 KB per request, never rotated
+    log4j = (server.dir / "log4j2.xml").read_text()
+    assert "<Console" not in log4j and 'SizeBasedTriggeringPolicy size="50 MB"' in log4j
+    assert log4j.count("<RollingFile") == 5 and 'DefaultRolloverStrategy max="5"' in log4j
+    client = server.client()
+    body = SAMPLES[0].read_bytes()
+    assert client.predict(exported_digits.name, body).status_code == 200
+    files = [p for p in (server.dir / "logs").glob("*.log")] + list((server.dir / "metrics").glob("*.log"))
+    before = {p: p.stat().st_size for p in files}
+    for _ in range(40):
+        assert client.predict(exported_digits.name, body).status_code == 200
+    grown = {p.name: p.stat().st_size - size for p, size in before.items() if p.stat().st_size - size > 400}
+    assert not grown, grown  # 40 requests: no per-request line in any of them (they are at debug)
