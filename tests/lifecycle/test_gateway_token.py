@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from serving.client import read_keys
+from serving.torchserve.client import read_keys
 from serving.gateway.config import GatewayConfig, RateLimit, TLSConfig
 from serving.gateway.control import Gateway, self_signed_cert
 from tests.conftest import REPO, require_service
