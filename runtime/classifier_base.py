@@ -19,6 +19,18 @@ logger = logging.getLogger(__name__)
 JSON = "application/json"
 
 
+def _header(context: Any, idx: int, name: str) -> str | None:
+    """A request header as TorchServe passes it (its case as sent; in-process tests have none)."""
+    try:
+        for key in (name, name.lower()):
+            value = context.get_request_header(idx, key)
+            if value:
+                return value.decode() if isinstance(value, (bytes, bytearray)) else str(value)
+    except (AttributeError, IndexError, KeyError, TypeError):
+        pass
+    return None
+
+
 class ClassifierHandler:
     """TorchServe entry point: `initialize(context)` once per worker, `handle(data, context)` per batch."""
 
@@ -54,6 +66,7 @@ class ClassifierHandler:
         self.model_name = getattr(context, "model_name", "") or ""
         self.device = classifier_io.device_for(context)
         self.spec = classifier_io.load_spec(model_dir)
+        classifier_io.apply_limits(self.spec, getattr(context, "model_yaml_config", None) or {})
         if self.spec.kind != self.kind:
             raise ValueError(f"{type(self).__name__} serves {self.kind} models, but preprocess.json says "
                              f"kind={self.spec.kind!r}: package the model with the {self.spec.kind} handler")
@@ -70,6 +83,7 @@ class ClassifierHandler:
         good: list[tuple[int, classifier_io.Decoded]] = []
         for idx, request in enumerate(data):
             try:
+                classifier_io.check_content_type(request, _header(context, idx, "Content-Type"))
                 good.append((idx, self.decode(request)))
             except classifier_io.BadInputError as err:
                 answers[idx] = self._refuse(context, idx, err.status, classifier_io.error_body(err))

@@ -10,6 +10,8 @@ import base64
 import binascii
 import json
 import math
+import re
+from itertools import accumulate
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -26,6 +28,13 @@ BODY_KEYS = ("body", "data", "file")  # raw POST body, multipart field names Tor
 # JSON keys that carry the input, per kind
 IMAGE_JSON_KEYS = ("image", "data")
 TEXT_JSON_KEYS = ("text",)
+# JSON bodies are bounded before parsing: Python's json recursion ends in RecursionError (a 500) near
+# depth 1000, and our requests are objects of scalars (depth 1-2)
+MAX_JSON_DEPTH = 32
+MAX_JSON_BYTES = 16 * 1024 * 1024
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 
 
 @dataclass
@@ -42,17 +51,48 @@ def _reject_constant(name: str) -> None:
     raise BadInputError(f"JSON contains {name}: numbers must be finite", code="non_finite_number")
 
 
-def parse_json(data: bytes | bytearray | str) -> Any:
-    """Strict JSON (NaN/Infinity refused), or BadInputError naming the parse problem."""
+def json_depth(text: str) -> int:
+    """The deepest nesting of arrays/objects in JSON text (brackets inside strings ignored)."""
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    if not brackets:
+        return 0
+    return max(accumulate(1 if c in "[{" else -1 for c in brackets))
+
+
+def parse_json(data: bytes | bytearray | str, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Strict JSON (NaN/Infinity refused, size and nesting bounded first), or BadInputError naming the problem."""
+    if len(data) > max_bytes:
+        raise BadInputError(f"JSON body too large: {len(data)} bytes, limit {max_bytes}", code="too_large",
+                            status=413)
     try:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
     except UnicodeDecodeError as err:
         raise BadInputError(f"JSON body is not valid UTF-8 ({err})", code="bad_encoding") from err
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise BadInputError(f"JSON nested {depth} levels deep, limit {MAX_JSON_DEPTH}: send a flat object "
+                            "such as {\"text\": ...}", code="too_deep")
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as err:
         raise BadInputError(f"invalid JSON: {err.msg} at line {err.lineno} column {err.colno}",
                             code="bad_json") from err
+    except RecursionError as err:  # unreachable below MAX_JSON_DEPTH; kept so no parse failure is a 500
+        raise BadInputError("JSON nested too deeply", code="too_deep") from err
+
+
+def check_content_type(request: Any, content_type: str | None) -> None:
+    """Form bodies reach the handler as form fields, not as the body: name the problem and the fix."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    if kind not in FORM_TYPES:
+        return
+    if isinstance(request, dict) and any(request.get(k) for k in BODY_KEYS):
+        return  # a multipart upload with a file/data field: that field is the input
+    raise BadInputError(
+        f"Content-Type {kind} is not accepted: TorchServe splits form bodies into fields, so the input is lost. "
+        "Send the raw input with Content-Type application/json ({\"text\": ...} / {\"image\": base64}), "
+        "text/plain or image/*, e.g. curl -H 'Content-Type: text/plain' --data-binary 'some text' URL",
+        code="unsupported_content_type", status=415)
 
 
 def request_body(request: Any) -> Any:
@@ -72,16 +112,19 @@ def _looks_like_json(data: bytes | bytearray) -> bool:
     return head[:1] in (b"{", b"[")
 
 
-def _check_finite(value: Any, where: str = "body") -> None:
+def _check_finite(value: Any, where: str = "body", depth: int = 0) -> None:
     """TorchServe's worker json.loads() bodies itself and lets NaN/Infinity through: refuse them here."""
+    if depth > MAX_JSON_DEPTH:  # TorchServe parsed it (depth < ~1000): still bounded before recursing on
+        raise BadInputError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep: send a flat object",
+                            code="too_deep")
     if isinstance(value, float) and not math.isfinite(value):
         raise BadInputError(f"JSON {where} contains {value}: numbers must be finite", code="non_finite_number")
     if isinstance(value, dict):
         for key, item in value.items():
-            _check_finite(item, f"field {key!r}")
+            _check_finite(item, f"field {key!r}", depth + 1)
     elif isinstance(value, list):
         for item in value:
-            _check_finite(item, where)
+            _check_finite(item, where, depth + 1)
 
 
 def _top_k(obj: dict[str, Any], spec: PreprocessSpec) -> int | None:
@@ -203,6 +246,33 @@ def load_spec(model_dir: str | Path) -> PreprocessSpec:
     if spec.tokenizer_dir and not Path(spec.tokenizer_dir).is_absolute():
         spec.tokenizer_dir = str(model_dir / spec.tokenizer_dir)
     return spec
+
+
+LIMIT_KEYS = ("max_image_pixels", "max_image_bytes", "max_text_chars")
+# decode cost grows with the pixel count, not the file size (a 140 KB PNG can hold 36 megapixels): a
+# served model's default limit follows what it looks at, with room for camera-sized inputs
+PIXELS_PER_INPUT_PIXEL = 256
+MIN_PIXEL_LIMIT = 1 << 20
+
+
+def serving_pixel_limit(spec: PreprocessSpec) -> int:
+    """256x the model's input area (at least 1 MP), never above preprocess.json's max_image_pixels."""
+    height, width = spec.image_size
+    return min(spec.max_image_pixels, max(MIN_PIXEL_LIMIT, PIXELS_PER_INPUT_PIXEL * height * width))
+
+
+def apply_limits(spec: PreprocessSpec, yaml_config: dict[str, Any]) -> None:
+    """Serving limits: derived from the model's input size, or the archive's model-config YAML `limits:`."""
+    limits = yaml_config.get("limits") or {}
+    if spec.kind == "image":
+        spec.max_image_pixels = serving_pixel_limit(spec)
+    unknown = sorted(set(limits) - set(LIMIT_KEYS))
+    if unknown:
+        raise ValueError(f"unknown limits keys {unknown} in the model-config YAML; known: {list(LIMIT_KEYS)}")
+    for key, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"limits.{key}={value!r}: must be a positive integer")
+        setattr(spec, key, value)
 
 
 def load_model(model_dir: str | Path, device: torch.device | str = "cpu") -> torch.jit.ScriptModule:

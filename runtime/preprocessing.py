@@ -102,9 +102,10 @@ def decode_image(data: bytes, spec: PreprocessSpec) -> Image.Image:
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
-            if width * height > spec.max_image_pixels:
+            if width * height > spec.max_image_pixels:  # from the header: nothing decoded yet
                 raise BadInputError(
-                    f"image too large: {width}x{height} pixels, limit {spec.max_image_pixels}",
+                    f"image too large: {width}x{height} pixels, limit {spec.max_image_pixels} "
+                    f"(the model reads {spec.image_size[1]}x{spec.image_size[0]}: resize before sending)",
                     code="too_large", status=413,
                 )
             probe.load()

@@ -28,6 +28,8 @@ class RateLimit:
     per_second: int = 20
     burst: int = 10
     # wrong/missing API keys, per client address: guessing keys costs time (beyond: 429)
+    # requests one key may have in flight: with the pixel/size limits this caps the CPU one key holds
+    concurrent: int = 8
     auth_failures_per_second: int = 2
     auth_failures_burst: int = 10
 
@@ -64,6 +66,8 @@ class GatewayConfig:
             raise ValueError(f"max_body={self.max_body!r}: use an nginx size such as 512k or 1m")
         if self.rate_limit.per_second < 1 or self.rate_limit.burst < 0:
             raise ValueError("rate_limit.per_second must be >= 1 and rate_limit.burst >= 0")
+        if self.rate_limit.concurrent < 1:
+            raise ValueError("rate_limit.concurrent must be >= 1 (requests one API key may have in flight)")
         if self.rate_limit.auth_failures_per_second < 1 or self.rate_limit.auth_failures_burst < 0:
             raise ValueError("rate_limit.auth_failures_per_second must be >= 1 and rate_limit.auth_failures_burst >= 0")
         if self.log_max_mb < 1 or self.log_backups < 1 or self.token_check_interval <= 0:

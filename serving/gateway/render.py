@@ -146,6 +146,7 @@ http {{
         include {d / 'secrets' / 'api_keys.conf'};
     }}
     limit_req_zone $api_client zone=per_key:1m rate={cfg.rate_limit.per_second}r/s;
+    limit_conn_zone $api_client zone=per_key_conn:1m;
     # failed authentication is limited per client address (an empty key means "not limited")
     map $api_client $auth_failed_addr {{
         "" $binary_remote_addr;
@@ -189,6 +190,9 @@ server {{
         if ($api_client = "") {{ rewrite ^ /__gateway_unauthorized last; }}
         if ($gw_version = "") {{ return 404; }}
         limit_req zone=per_key burst={cfg.rate_limit.burst} nodelay;
+        # a location's limit_conn replaces the server's: both again, plus in-flight requests per key
+        limit_conn per_ip {cfg.max_connections_per_ip};
+        limit_conn per_key_conn {cfg.rate_limit.concurrent};
         {upstream_auth}
         proxy_http_version 1.1;
         proxy_set_header Connection "";

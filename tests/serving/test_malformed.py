@@ -32,6 +32,17 @@ def _big_png() -> bytes:
     return buf.getvalue()
 
 
+def _png_header_claiming(width: int, height: int) -> bytes:
+    # a valid PNG header for width x height with no pixel data: refused from the header (413) or it would be 400
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (width, height), 0).save(buf, format="PNG")
+    return buf.getvalue()[:64]
+
+
+NESTED = b"[" * 5000 + b"]" * 5000  # Python's json recursion ended in a 500 RecursionError (issue 15.2)
+
 # (case id, model kind, body, content type, expected status or None for "any 4xx")
 CASES = [
     ("image-empty-body", "image", b"", OCTET, 400),
@@ -65,6 +76,14 @@ CASES = [
     ("text-infinity", "text", b'{"text": "hello", "top_k": Infinity}', JSON, 400),
     ("text-empty-body", "text", b"", "text/plain", 400),
     ("text-invalid-json", "text", b'{"text": "unterminated', JSON, 400),
+    ("image-json-nested-5000", "image", NESTED, JSON, 400),
+    ("image-octet-nested-5000", "image", NESTED, OCTET, 400),
+    ("text-json-nested-5000", "text", NESTED, JSON, 400),
+    ("text-json-nested-900", "text", b"[" * 900 + b"]" * 900, JSON, 400),  # parsed by TorchServe's worker
+    # the digits model reads 8x8: 2048x2048 (4 MP) is over its derived 1 MP limit, refused before decoding
+    ("image-over-derived-pixel-limit", "image", _png_header_claiming(2048, 2048), "image/png", 413),
+    ("text-form-encoded", "text", b"some text", "application/x-www-form-urlencoded", 415),
+    ("image-form-encoded", "image", b"a=b", "application/x-www-form-urlencoded", 415),
 ]
 
 
@@ -120,6 +139,9 @@ def test_malformed_input_gets_4xx_with_message_and_server_stays_healthy(server, 
     answer = resp.json()
     message = answer.get("error") or answer.get("message")
     assert isinstance(message, str) and len(message) > 5, answer
+    if "nested" in case or "pixel" in case or "form" in case:
+        assert set(answer) == {"error", "code"} and answer["code"] in ("too_deep", "too_large",
+                                                                          "unsupported_content_type"), answer
     assert client.ping().status_code == 200 and "Healthy" in client.ping().text
     after = client.predict(name, good_body, content_type=good_type)
     assert after.status_code == 200 and "label" in after.json(), after.text
