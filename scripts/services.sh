@@ -5,7 +5,7 @@
 #   Java 17: checked (TorchServe's tests start their own servers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-APT_PKGS="slurm-wlm munge slurmdbd mariadb-server nginx-light prometheus openssl openjdk-17-jre-headless"
+APT_PKGS="slurm-wlm munge slurmdbd mariadb-server nginx-light prometheus openssl openjdk-17-jre-headless apache2-utils"
 
 have_all() { dpkg -s $APT_PKGS >/dev/null 2>&1; }
 
