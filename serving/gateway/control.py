@@ -173,6 +173,9 @@ class Gateway:
         state["https_port"] = self.cfg.https_port or free_port(self.cfg.host)
         state["http_port"] = None if self.cfg.http_port < 0 else (self.cfg.http_port or free_port(self.cfg.host))
         state["keeper_port"] = free_port(self.cfg.host)
+        from serving.gateway.keeper import ensure_fresh_token
+
+        ensure_fresh_token(self.cfg.serve_dir)  # a token past half-life would expire before the keeper's handover
         if routes is not None:
             state["routes"] = routes
         self._write_config(state, "direct")

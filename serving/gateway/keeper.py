@@ -58,6 +58,22 @@ def _instant(text: str) -> float:
     return stamp + float(f"0.{frac or '0'}")
 
 
+def token_lifetime(serve_dir: Path) -> float:
+    """The token lifetime (s) the TorchServe instance was started with (its config.properties)."""
+    props = (serve_dir / "config.properties").read_text().splitlines()
+    value = next((ln.split("=", 1)[1] for ln in props if ln.startswith("token_expiration_min=")), "60")
+    return float(value) * 60
+
+
+def ensure_fresh_token(serve_dir: Path) -> None:
+    """Renew the inference key before nginx first reads it when half its life is gone (no request holds it yet)."""
+    keys = read_keys_settled(serve_dir)
+    if keys["expires"] - time.time() < token_lifetime(serve_dir) / 2:
+        TorchServeClient(serve_dir, timeout=10).renew_key("inference")
+        while read_keys_settled(serve_dir)["key"] == keys["key"]:
+            time.sleep(0.02)
+
+
 class Keeper:
     """State shared by the loop and the socket handlers."""
 
@@ -106,9 +122,7 @@ class Keeper:
     # ------------------------------------------------------------------ the loop
     def ttl(self) -> float:
         """The token lifetime (s) TorchServe was started with."""
-        props = (self.serve_dir / "config.properties").read_text().splitlines()
-        value = next((ln.split("=", 1)[1] for ln in props if ln.startswith("token_expiration_min=")), "60")
-        return float(value) * 60
+        return token_lifetime(self.serve_dir)
 
     def handover(self) -> None:
         """Renew the inference key with nginx routed through the keeper (no request sees a stale key)."""
