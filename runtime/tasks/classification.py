@@ -8,7 +8,7 @@ import torch
 from .. import classifier_io
 from ..preprocessing import PreprocessSpec
 
-HANDLER_FILES = {"image": "image_classifier.py", "text": "text_classifier.py"}
+HANDLER_FILES = {"image": "image_classifier.py", "text": "text_classifier.py", "tabular": "tabular_handler.py"}
 SCORE_COLUMNS = (("label", "string"), ("probability", "float64"), ("top_k_labels", "list<string>"),
                  ("top_k_probabilities", "list<float64>"))
 

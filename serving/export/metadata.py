@@ -11,7 +11,8 @@ SERVING_PACKAGES = ("torch", "torchserve", "torch-model-archiver", "tokenizers",
 # what a TorchServe host needs for the archive (no requirements.txt is shipped: an offline server could
 # not install it, and install_py_dep_per_model is off by default); pyyaml: TorchServe's own undeclared need
 HOST_REQUIREMENTS = {"image": ("torch", "torchserve", "pillow", "pyyaml"),
-                     "text": ("torch", "torchserve", "pillow", "pyyaml", "tokenizers")}
+                     "text": ("torch", "torchserve", "pillow", "pyyaml", "tokenizers"),
+                     "tabular": ("torch", "torchserve", "numpy", "pyyaml")}
 
 
 def sha256_file(path: Path) -> str:

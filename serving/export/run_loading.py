@@ -74,6 +74,12 @@ def load_spec(run_dir: Path) -> tuple[PreprocessSpec, dict[str, Any] | None]:
                 or not math.isfinite(temperature) or temperature <= 0:
             raise ExportError(f"{cal_path}: 'temperature' must be a positive finite number, got {temperature!r}")
         spec.temperature = float(temperature)
+        conformal = calibration.get("conformal")
+        if spec.kind == "tabular" and isinstance(conformal, dict):  # regression: served as interval [lo, hi]
+            q = conformal.get("q")
+            if isinstance(q, bool) or not isinstance(q, (int, float)) or not math.isfinite(q) or q < 0:
+                raise ExportError(f"{cal_path}: conformal 'q' must be a finite number >= 0, got {q!r}")
+            spec.tabular = {**spec.tabular, "conformal": {"alpha": float(conformal.get("alpha", 0.1)), "q": float(q)}}
     return spec, calibration
 
 

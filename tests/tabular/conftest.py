@@ -31,3 +31,19 @@ def tabular_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pat
 def metrics_of(run_dir: Path) -> dict[str, float]:
     """metrics.json of a run."""
     return json.loads((run_dir / "metrics.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def exported_tabular(tabular_run: Callable[[str], Path]) -> Callable[[str], Path]:
+    """exported_tabular("tabular_diabetes_mlp") → its .mar (export.py once per session, after evaluation)."""
+    done: dict[str, Path] = {}
+
+    def get(experiment: str) -> Path:
+        if experiment not in done:
+            run_dir = tabular_run(experiment)
+            run_entry("export.py", f"run_dir={run_dir}", "version=1.0", "parity.batches=2")
+            report = json.loads((run_dir / "export" / "export.json").read_text())
+            done[experiment] = run_dir / "export" / report["archive"]["path"]
+        return done[experiment]
+
+    return get

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from serving.export.tasks import classification
+from serving.export.tasks import classification, regression
 
 # issues 13 and 14 add "language_modeling" and "regression" rows (no discovery)
 EXPORTS: dict[str, ModuleType] = {
     "classification": classification,
+    "regression": regression,
 }
 
 

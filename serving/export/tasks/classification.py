@@ -7,7 +7,7 @@ import torch
 
 from serving.export.parity import compare  # noqa: F401 - the classification parity: logits + argmax agreement
 
-INPUT_NAMES = {"image": ("pixel_values",), "text": ("input_ids", "attention_mask")}
+INPUT_NAMES = {"image": ("pixel_values",), "text": ("input_ids", "attention_mask"), "tabular": ("x_num", "x_cat")}
 
 
 def input_names(spec: Any) -> tuple[str, ...]:
