@@ -30,9 +30,15 @@ def main(cfg: DictConfig) -> None:
     validate_run_config(cfg, run_dir)
     datamodule = instantiate(cfg.datamodule)
     datamodule.setup("fit")
-    report = run_checks(datamodule, cfg.datamodule.data_checks)
     out_dir = RunDir(run_dir).data_checks_dir if run_dir else RunDir(Path(cfg.paths.output_root) / cfg.name).data_checks_dir
-    path = write_report(report, out_dir)
+    if getattr(datamodule, "roles", None) is not None:  # datamodule=tabular: the table checks
+        from datamodules.checks.tables import run_table_checks, write_table_report
+
+        report = run_table_checks(datamodule, cfg.datamodule.data_checks)
+        path = write_table_report(report, out_dir)
+    else:
+        report = run_checks(datamodule, cfg.datamodule.data_checks)
+        path = write_report(report, out_dir)
     for name, check in report["checks"].items():
         print(f"{name:17s} {check['status']:5s} {check['summary']}")
     print(f"data report: {path}")

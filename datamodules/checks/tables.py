@@ -186,6 +186,31 @@ def run_table_checks(dm: Any, node: Any = None, subset: tuple[str, ...] = TABLE_
             "failures": failures, "passed": not failures}
 
 
+def write_table_report(report: Result, out_dir: Any) -> Any:
+    """data_report.json and data_report.md of the table checks into out_dir (atomic writes)."""
+    from pathlib import Path
+
+    from core.atomic import atomic_write_json, atomic_write_text
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Data report: {report['datamodule']} (table)", "",
+             f"**{'PASSED' if report['passed'] else 'FAILED'}** — {report['items']} rows "
+             f"(train {report['splits']['train']}, val {report['splits']['val']}, test {report['splits']['test']})", "",
+             "| check | status | summary |", "|---|---|---|"]
+    lines += [f"| {name} | {c['status']} | {c['summary']} |" for name, c in report["checks"].items()]
+    if report["failures"]:
+        lines += ["", "## Failures", ""] + [f"- **{f['check']}** at {f['where']}: {f['message']}" for f in report["failures"]]
+    schema_check = report["checks"].get("schema")
+    if schema_check:
+        lines += ["", "## Columns", "", "| column | role | details |", "|---|---|---|"]
+        lines += [f"| {n} | {c['role']} | {json.dumps({k: v for k, v in c.items() if k != 'role'})} |"
+                  for n, c in schema_check["columns"].items()]
+    atomic_write_json(out_dir / "data_report.json", report)
+    atomic_write_text(out_dir / "data_report.md", "\n".join(lines) + "\n")
+    return out_dir / "data_report.json"
+
+
 def run_table_setup_checks(dm: Any, node: Any = None) -> Result:
     """The cheap subset at setup; fails the run only on thresholds a config sets."""
     from datamodules.checks.runner import DataCheckError, failure_message

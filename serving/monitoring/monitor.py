@@ -58,7 +58,8 @@ def check_drift(cfg: MonitorConfig) -> tuple[DriftResult, dict[str, Path], dict[
                          "filter with model_name=NAME")
     vocab = set(ref.get("vocabulary") or [])
     cur = columns(records, vocab)
-    numeric, categorical = feature_names(ref["kind"])
+    # tabular: every feature column is compared (KS numeric, chi² categorical, PSI both)
+    numeric, categorical = (ref["numeric"], ref["categorical"]) if ref["kind"] == "tabular" else feature_names(ref["kind"])
     missing = [n for n in numeric + categorical if n not in cur and records]
     if missing:
         raise ValueError(f"the logs lack features {missing}; were they written by an older handler?")

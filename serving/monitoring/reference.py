@@ -58,6 +58,8 @@ def build_reference(run_dir: str | Path, split: str = "val", batch_size: int = 1
     dm = _datamodule(run_dir)
     if split not in dm.splits:
         raise ValueError(f"reference split {split!r} unknown; the run has {sorted(dm.splits)}")
+    if spec.kind == "tabular":
+        return tabular_reference(run_dir, spec, dm, split)
     model = load_run_model(run_dir)
     indices = dm.splits[split]
     columns: dict[str, list] = {}
@@ -90,6 +92,21 @@ def build_reference(run_dir: str | Path, split: str = "val", batch_size: int = 1
         columns["text"] = texts
     return {"vocabulary": vocabulary, "version": REFERENCE_VERSION, "temperature": spec.temperature, "run_dir": str(run_dir), "split": split, "kind": spec.kind,
             "labels": spec.labels, "n": len(indices), "columns": columns}
+
+
+def tabular_reference(run_dir: Path, spec: PreprocessSpec, dm: Any, split: str) -> dict[str, Any]:
+    """Per feature column, the split's values as the tabular handler logs them (runtime/tabular_log.py)."""
+    from runtime.tabular import TabularSpec
+    from runtime.tabular_log import row_features
+
+    table = TabularSpec.from_dict(spec.tabular)
+    columns: dict[str, list] = {name: [] for name in table.feature_names}
+    for row in dm.split_rows(split):
+        for name, value in row_features(row, table).items():
+            columns[name].append(value)
+    return {"vocabulary": [], "version": REFERENCE_VERSION, "run_dir": str(run_dir), "split": split, "kind": "tabular",
+            "labels": spec.labels, "n": len(dm.splits[split]), "columns": columns,
+            "numeric": [c.name for c in table.numeric], "categorical": [c.name for c in table.categorical]}
 
 
 def load_reference(run_dir: str | Path, split: str = "val", rebuild: bool = False) -> dict[str, Any]:

@@ -49,9 +49,18 @@ class RecordTable:
         return self._fingerprint
 
 
-def read_records(path: str | Path, model_kind: str, columns: Columns = Columns()) -> RecordTable:
-    """Read any supported input for a model of `model_kind` ('image' or 'text')."""
+def read_records(path: str | Path, model_kind: str, columns: Columns = Columns(), spec: Any = None) -> RecordTable:
+    """Read any supported input for a model of `model_kind` ('image', 'text' or 'tabular': rows as dicts)."""
     path = Path(path)
+    if model_kind == "tabular":
+        if not path.is_file() or path.suffix.lower() not in TABLE_SUFFIXES:
+            raise InputError(f"input={path}: a tabular model scores a {', '.join(TABLE_SUFFIXES)} table")
+        from serving.scoring.tabular import read_tabular_records
+
+        ids, rows = read_tabular_records(path, spec, columns.id)
+        table = RecordTable(str(path), "row", ids, rows, f"table {path}")
+        _check_unique(table)
+        return table
     if not path.exists():
         raise InputError(f"input={path} does not exist: give an image folder, a .txt file list, "
                          "or a .csv/.jsonl/.parquet table")

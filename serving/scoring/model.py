@@ -165,6 +165,10 @@ def item_preparer(model: ScoringModel) -> Callable[[Any], Any]:
     """Raw record (image bytes or text value) → one batch element; BadInputError says why not."""
     if model.spec.kind == "image":
         return partial(decode_image_file, spec=model.spec)
+    if model.spec.kind == "tabular":
+        from serving.scoring.tabular import TabularPreparer
+
+        return TabularPreparer(model.spec)
     return RejectMissingText(partial(handler_io.pp.clean_text, spec=model.spec))
 
 
@@ -177,9 +181,17 @@ def batch_builder(model: ScoringModel) -> Callable[[list[Any]], dict[str, torch.
     """Prepared items → the model's input tensors for one forward pass."""
     if model.spec.kind == "image":
         return handler_io.collate_images
+    if model.spec.kind == "tabular":
+        from serving.scoring.tabular import collate_rows
+
+        return collate_rows
     return partial(handler_io.collate_texts, tokenizer=model.tokenizer, spec=model.spec)
 
 
 def predictions(model: ScoringModel, inputs: dict[str, torch.Tensor], top_k: int) -> list[dict[str, Any]]:
     """One forward + the task's answers, as the handler gives them (classification: label, probability, top_k)."""
+    if model.spec.kind == "tabular":  # x_num + x_cat in; runtime/tabular_io answers (the tabular handler's)
+        from serving.scoring.tabular import tabular_predictions
+
+        return tabular_predictions(model.net, inputs, model.spec, top_k, model.device)
     return runtime_task(model.task).answers(model(inputs), model.spec, top_k)

@@ -86,7 +86,7 @@ def score(opts: ScoreOptions) -> dict[str, Any]:
         torch.set_num_threads(opts.torch_threads)
     num_shards, shard_index = resolve_shard(opts.num_shards, opts.shard_index)
     model = load_model(opts.model, opts.device)
-    table = read_records(opts.input, model.spec.kind, opts.columns)
+    table = read_records(opts.input, model.spec.kind, opts.columns, model.spec)
     chunks = plan_chunks(select_shard(table.ids, num_shards, shard_index), opts.chunk_size, shard_index)
     output = Path(opts.output)
     output.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,13 @@ def score(opts: ScoreOptions) -> dict[str, Any]:
 def warm_up(model: ScoringModel, batch_size: int, fmt: str) -> float:
     """One-time costs before the timed loop: TorchScript profiles its first call, pyarrow loads its writer."""
     start = time.time()
-    if model.spec.kind == "image":
+    if model.spec.kind == "tabular":  # one real-shaped forward on zeros
+        from serving.scoring.tabular import tabular_spec
+
+        t = tabular_spec(model.spec)
+        inputs = {"x_num": torch.zeros(batch_size, t.num_numeric_inputs),
+                  "x_cat": torch.zeros(batch_size, len(t.categorical), dtype=torch.long)}
+    elif model.spec.kind == "image":
         channels, (height, width) = model.spec.channels, model.spec.image_size
         inputs = batch_builder(model)([torch.zeros(channels, height, width)] * batch_size)
     else:

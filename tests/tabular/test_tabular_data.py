@@ -93,3 +93,30 @@ def test_nets_export_to_torchscript_and_torch_export(net_cls):
     assert (program.module()(x_num[:2], x_cat[:2]) - eager[:2]).abs().max() <= 1e-5  # another batch size
     no_cats = net_cls(num_numeric=5, cardinalities=[], num_classes=1).eval()
     assert torch.jit.script(no_cats)(x_num, torch.zeros(7, 0, dtype=torch.long)).shape == (7, 1)
+
+
+def test_validate_runs_the_table_checks(tmp_path):
+    """python -m datamodules.validate on a table: schema/ranges, missing, duplicates, leakage, target, PII."""
+    import subprocess
+    import sys
+
+    rows = small_rows()
+    rows[4][3] = "mail me at jane.doe@example.com"
+    rows[9] = rows[8][:]  # an exact duplicate row
+    rows[9][0] = "r9"
+    path = write_table(tmp_path / "t.csv", rows)
+    proc = subprocess.run([sys.executable, "-m", "datamodules.validate", "datamodule=tabular",
+                           f"datamodule.train_file={path}", "datamodule.target=y", "name=t",
+                           f"paths.output_root={tmp_path}", "datamodule.data_checks.max_missing_fraction=0.2",
+                           "datamodule.data_checks.max_leaked_fraction=null",
+                           "datamodule.data_checks.max_duplicate_fraction=null"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "t" / "data_checks" / "data_report.json").read_text())
+    checks = report["checks"]
+    assert set(checks) == {"schema", "missing_values", "exact_duplicates", "leakage", "target", "cardinality", "pii"}
+    assert checks["schema"]["columns"]["age"]["range"][0] >= 21 and checks["schema"]["columns"]["city"]["role"] == "categorical"
+    assert checks["missing_values"]["columns"]["age"]["fraction"] > 0
+    assert checks["pii"]["columns"] == {"note": 1} and "[EMAIL]" in checks["pii"]["examples"][0]["redacted"]
+    assert sum(s["extra_copies"] for s in checks["exact_duplicates"]["per_split"].values()) + \
+        sum(checks["leakage"]["counts"].values()) >= 1
