@@ -13,7 +13,7 @@ from datamodules.tabular import TabularDataModule  # noqa: F401 (the run's datam
 from evaluation.predictions import load_evaluation_data
 from runtime.tabular_io import destandardise
 from tests.serving.servers import running_server
-from tests.serving.ts_inprocess import InProcessWorker
+from serving.torchserve.inprocess import InProcessWorker
 
 GOOD = {"island": "Biscoe", "bill_length_mm": 45.1, "bill_depth_mm": 14.5, "flipper_length_mm": 215,
         "body_mass_g": 5000, "sex": "female", "year": 2008}
