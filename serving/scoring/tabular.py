@@ -71,15 +71,3 @@ def tabular_predictions(net: Any, inputs: dict[str, torch.Tensor], spec: Preproc
     with torch.inference_mode():
         outputs = net(inputs["x_num"].to(device), inputs["x_cat"].to(device)).float().cpu().numpy()
     return predictions_from_outputs(outputs, tabular_spec(spec), top_k=top_k, temperature=spec.temperature)
-
-
-def tabular_score_row(record_id: str, pred: dict[str, Any], model_name: str, model_version: str) -> dict[str, Any]:
-    """One output row: regression prediction + interval, or the classification columns."""
-    if "prediction" in pred:
-        interval = pred.get("interval") or [None, None]
-        return {"id": record_id, "prediction": float(pred["prediction"]), "interval_lo": interval[0],
-                "interval_hi": interval[1], "model_name": model_name, "model_version": model_version}
-    return {"id": record_id, "label": pred["label"], "probability": float(pred["probability"]),
-            "top_k_labels": [t["label"] for t in pred["top_k"]],
-            "top_k_probabilities": [float(t["probability"]) for t in pred["top_k"]],
-            "model_name": model_name, "model_version": model_version}
