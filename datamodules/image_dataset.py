@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from runtime.preprocessing import PreprocessSpec, image_to_tensor
+from runtime.preprocessing import PreprocessSpec, image_to_tensor, normalize_image
 
 
 class ImageDataset(Dataset):
@@ -34,7 +34,8 @@ class ImageDataset(Dataset):
         index = self.indices[i]
         image = self.load(index)
         if self.augment is not None:
-            image = self.augment(image)
+            # before augmentation: transforms drop the EXIF tag and do not know 16-bit or alpha modes
+            image = self.augment(normalize_image(image, self.spec))
         return {"pixel_values": image_to_tensor(image, self.spec), "labels": torch.tensor(self.labels[index])}
 
 

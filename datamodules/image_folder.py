@@ -25,6 +25,8 @@ class ImageFolderDataModule(ClassificationDataModule):
         mean: Sequence[float] = (0.5, 0.5, 0.5),
         std: Sequence[float] = (0.5, 0.5, 0.5),
         augment: Sequence[Callable] | None = None,
+        max_image_pixels: int = 40_000_000,
+        background: Sequence[int] = (255, 255, 255),
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -36,12 +38,15 @@ class ImageFolderDataModule(ClassificationDataModule):
         self.mean = list(mean)
         self.std = list(std)
         self.augment = compose_augment(augment)
+        self.max_image_pixels = int(max_image_pixels)
+        self.background = [int(v) for v in background]
         self.paths: list[Path] = []
 
     def preprocess_spec(self) -> PreprocessSpec:
         return PreprocessSpec(
             kind="image", labels=self.labels, image_size=self.image_size,
             channels=self.channels, mean=self.mean, std=self.std,
+            max_image_pixels=self.max_image_pixels, background=self.background,
         )
 
     def _load(self) -> None:
@@ -54,8 +59,7 @@ class ImageFolderDataModule(ClassificationDataModule):
         )
         if not self.labels:
             raise FileNotFoundError(f"{self.root} has no class sub-folders (expected root/CLASS/image.png)")
-        spec = PreprocessSpec(kind="image", labels=self.labels, image_size=self.image_size,
-                              channels=self.channels, mean=self.mean, std=self.std)
+        spec = self.preprocess_spec()
         split_of: list[str] = []
         for split, split_root in split_roots.items():
             for label_index, label in enumerate(self.labels):

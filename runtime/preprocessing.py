@@ -12,8 +12,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 SPEC_FILENAME = "preprocess.json"
 
@@ -42,7 +43,8 @@ class PreprocessSpec:
     channels: int = 3
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
-    max_image_pixels: int = 40_000_000
+    max_image_pixels: int = 40_000_000  # datamodule.max_image_pixels raises it
+    background: list[int] = field(default_factory=lambda: [255, 255, 255])  # RGB under transparent pixels
     max_image_bytes: int = 10_000_000  # encoded file size a server accepts
     # text
     tokenizer_dir: str | None = None
@@ -67,6 +69,10 @@ class PreprocessSpec:
                 raise ValueError(f"channels must be 1 or 3, got {self.channels}")
             if len(self.mean) != self.channels or len(self.std) != self.channels:
                 raise ValueError(f"mean/std need {self.channels} values, got {self.mean}/{self.std}")
+            if len(self.background) != 3 or not all(0 <= int(v) <= 255 for v in self.background):
+                raise ValueError(f"background must be 3 RGB values in 0..255, got {self.background}")
+            if int(self.max_image_pixels) <= 0:
+                raise ValueError(f"max_image_pixels must be a positive integer, got {self.max_image_pixels}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, as saved in `preprocess.json`."""
@@ -99,13 +105,17 @@ def decode_image(data: bytes, spec: PreprocessSpec) -> Image.Image:
     if len(data) > spec.max_image_bytes:
         raise BadInputError(f"image file too large: {len(data)} bytes, limit {spec.max_image_bytes}",
                             code="too_large", status=413)
+    # Our own limit is the guard; PIL's bomb check (a process-wide 2x89 MP) must not undercut a raised one.
+    if Image.MAX_IMAGE_PIXELS is not None and spec.max_image_pixels > Image.MAX_IMAGE_PIXELS:
+        Image.MAX_IMAGE_PIXELS = int(spec.max_image_pixels)
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
             if width * height > spec.max_image_pixels:  # from the header: nothing decoded yet
                 raise BadInputError(
-                    f"image too large: {width}x{height} pixels, limit {spec.max_image_pixels} "
-                    f"(the model reads {spec.image_size[1]}x{spec.image_size[0]}: resize before sending)",
+                    f"image too large: {width}x{height} = {width * height} pixels, limit max_image_pixels="
+                    f"{spec.max_image_pixels} (the model reads {spec.image_size[1]}x{spec.image_size[0]}: resize "
+                    f"before sending; for training data raise datamodule.max_image_pixels=N)",
                     code="too_large", status=413,
                 )
             probe.load()
@@ -118,8 +128,30 @@ def decode_image(data: bytes, spec: PreprocessSpec) -> Image.Image:
         raise BadInputError(f"not a readable image: {err} (truncated or corrupt data)", code="bad_image") from err
 
 
+_ORIENTATION = 0x0112
+_SIXTEEN_BIT = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
+
+
+def normalize_image(image: Image.Image, spec: PreprocessSpec) -> Image.Image:
+    """Upright, 8-bit, alpha-free image: EXIF orientation applied, 16-bit scaled, alpha composited."""
+    if image.getexif().get(_ORIENTATION, 1) != 1:
+        image = ImageOps.exif_transpose(image)  # pixels as the image displays; the tag is dropped
+    if image.mode in _SIXTEEN_BIT:
+        # PIL's convert clips 16-bit values at 255 (a near-constant image): scale 0..65535 to 0..255
+        scaled = np.asarray(image).astype(np.float64) / 257.0
+        image = Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    if has_alpha:
+        # dropping alpha shows whatever colour hides under transparent pixels (often black): composite
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, tuple(int(v) for v in spec.background) + (255,))
+        image = Image.alpha_composite(background, rgba).convert("RGB")
+    return image
+
+
 def image_to_tensor(image: Image.Image, spec: PreprocessSpec) -> torch.Tensor:
-    """Resize, convert the colour mode and normalise one PIL image into a CxHxW float tensor."""
+    """Normalise the mode, resize and standardise one PIL image into a CxHxW float tensor."""
+    image = normalize_image(image, spec)
     mode = "L" if spec.channels == 1 else "RGB"
     if image.mode != mode:
         image = image.convert(mode)
