@@ -1,0 +1,198 @@
+"""The language-modeling task: next-token cross-entropy on {input_ids, labels} batches of a decoder LM."""
+from __future__ import annotations
+
+import inspect
+import math
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from trainers.schedules import decay_param_groups
+from trainers.tasks.lm_generation import GenerationSettings, log_generations
+from trainers.tasks.lm_init import load_run_weights
+
+IGNORE_INDEX = -100  # labels the datamodule masks out (none in packed windows; kept for padded data)
+
+
+def lm_loss_sums(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed next-token NLL (fp32, nats) and the number of scored tokens."""
+    nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                          ignore_index=IGNORE_INDEX, reduction="sum")
+    return nll, (labels != IGNORE_INDEX).sum()
+
+
+class LanguageModeling(LightningModule):
+    """Trains a CausalLM (trainers/nets/causal_lm.py) on packed token windows; perplexity = exp(mean NLL)."""
+
+    task: ClassVar[str] = "language_modeling"
+    monitor: ClassVar[tuple[str, str]] = ("val/loss", "min")  # the best checkpoint
+    throughput_unit: ClassVar[str] = "tokens"
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., Any] | None = None,
+        scheduler_interval: str = "step",
+        weight_decay: float = 0.1,
+        vocab_size: int | None = None,
+        seq_len: int | None = None,
+        activation_checkpointing: bool = False,
+        compile: bool = False,
+        init_from: str | None = None,
+        generation: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.generation = GenerationSettings(**(generation or {}))
+        if init_from:  # before any strategy wraps or shards the net: one plain fp32 load
+            self.net.load_state_dict(load_run_weights(init_from, net), strict=True)
+        self._sums: dict[str, list[torch.Tensor]] = {}
+        self._validations = 0
+        self._prepared = False
+
+    # ------------------------------------------------------------------ task seam
+    def batch_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The net's keyword inputs from a batch."""
+        return {"input_ids": batch["input_ids"]}
+
+    def example_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One sample's inputs for export tracing and parity."""
+        return {"input_ids": batch["input_ids"][:1]}
+
+    def flops_per_token(self) -> float:
+        """Training FLOPs per token at the run's window length (the net's 6N + 12LHQT)."""
+        return float(self.net.flops_per_token(int(self.hparams.seq_len)))
+
+    def flops_per_sample(self) -> float:
+        """Training FLOPs of one window (ThroughputMonitor's TFLOP/s and MFU)."""
+        return self.flops_per_token() * int(self.hparams.seq_len)
+
+    # ------------------------------------------------------------------ model setup
+    def configure_model(self) -> None:
+        """Activation checkpointing, then per-block compile, then FSDP2 per decoder layer (torchtitan's order)."""
+        if not self._prepared:  # configure_model runs again for validate/test
+            self._prepared = True
+            if self.hparams.activation_checkpointing:
+                self.net.enable_activation_checkpointing()
+            if self.hparams.compile:
+                self.net.compile_blocks()
+        from lightning.pytorch.strategies import ModelParallelStrategy
+
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        if isinstance(strategy, ModelParallelStrategy):
+            from dataclasses import replace
+
+            from trainers.fsdp import FullyShardOptions, shard_net
+
+            options = getattr(strategy, "fully_shard_options", FullyShardOptions())
+            if not options.shard_module_types:  # one FSDP unit per decoder layer, whatever else holds ModuleLists
+                options = replace(options, shard_module_types=(type(self.net.blocks()[0]).__name__,))
+            shard_net(self.net, self.device_mesh["data_parallel"], options)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Token ids [B, T] → logits [B, T, V]."""
+        return self.net(input_ids)
+
+    # ------------------------------------------------------------------ steps
+    def _logs_this_step(self) -> bool:
+        connector = getattr(self._trainer, "_logger_connector", None) if self._trainer is not None else None
+        return bool(getattr(connector, "should_update_logs", True))
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        nll, count = lm_loss_sums(self.net(batch["input_ids"]), batch["labels"])
+        loss = nll / count.clamp(min=1)
+        if self._logs_this_step():  # self.log costs ~1 ms: only on the steps the loggers write
+            detached = loss.detach()
+            self.log("train/loss", detached, prog_bar=True, batch_size=len(batch["input_ids"]))
+            self.log("train/perplexity", detached.exp(), batch_size=len(batch["input_ids"]))
+            self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
+        return loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self._logs_this_step():
+            norm = self._grad_norm()
+            if norm is not None:
+                self.log("train/grad_norm", norm, batch_size=1)
+
+    def _grad_norm(self) -> torch.Tensor | None:
+        """Global L2 norm of the gradients before clipping (DTensor shards reduced; DeepSpeed asks its engine)."""
+        engine = self.trainer.strategy.model if hasattr(self.trainer.strategy, "zero_stage_3") else None
+        if engine is not None and hasattr(engine, "get_global_grad_norm"):
+            value = engine.get_global_grad_norm()  # ZeRO partitions the grads; the norm of the previous step
+            return torch.as_tensor(float(value)) if value is not None else None
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if not grads:
+            return None
+        norm = torch.nn.utils.get_total_norm(grads)
+        return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
+
+    def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
+        nll, count = lm_loss_sums(self.net(batch["input_ids"]), batch["labels"])
+        sums = self._sums.setdefault(split, [torch.zeros((), device=nll.device, dtype=torch.float64),
+                                             torch.zeros((), device=nll.device, dtype=torch.float64)])
+        sums[0] += nll.double()
+        sums[1] += count.double()
+
+    def _log_split(self, split: str) -> float | None:
+        """Token-weighted mean NLL over every rank's share of the split → {split}/loss and {split}/perplexity."""
+        sums = self._sums.pop(split, None)
+        if sums is None:
+            return None
+        total = self.trainer.strategy.reduce(torch.stack(sums), reduce_op="sum")
+        loss = float(total[0] / total[1].clamp(min=1))
+        self.log(f"{split}/loss", loss, prog_bar=split == "val", batch_size=1)
+        self.log(f"{split}/perplexity", math.exp(min(loss, 80.0)), prog_bar=split == "val", batch_size=1)
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("val", batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_split("val")
+        if self.trainer.sanity_checking or self.trainer.state.fn != "fit":
+            return
+        self._validations += 1
+        every = self.generation.every_n_validations
+        if every and self._validations % every == 0 and self.generation.prompts:
+            log_generations(self, self.generation)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("test", batch)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_split("test")
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self.net(batch["input_ids"])
+
+    # ------------------------------------------------------------------ optimization
+    def configure_optimizers(self) -> Any:
+        groups = decay_param_groups(self.named_parameters(), float(self.hparams.weight_decay))
+        optimizer = self.optimizer_factory(params=groups)
+        if self.scheduler_factory is None:
+            return optimizer
+        kwargs: dict[str, Any] = {}
+        if _takes_total_steps(self.scheduler_factory):  # a step schedule's length: the trainer knows it
+            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
+        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        return {"optimizer": optimizer,
+                "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}
+
+
+def _takes_total_steps(factory: Callable[..., Any]) -> bool:
+    """A partial whose function has a `total_steps` parameter the config left unset."""
+    keywords = getattr(factory, "keywords", {}) or {}
+    if keywords.get("total_steps") is not None:
+        return False
+    try:
+        return "total_steps" in inspect.signature(getattr(factory, "func", factory)).parameters
+    except (TypeError, ValueError):
+        return False
