@@ -60,7 +60,7 @@ def task_module_class(cfg: DictConfig) -> type[TaskModule]:
     return cls
 
 
-DATA_PATH_KEYS = ("train_file", "test_file", "val_file", "root", "data_dir", "corpus")
+DATA_PATH_KEYS = ("train_file", "test_file", "val_file", "root", "data_dir")  # datamodule.corpus is a name (stdlib)
 
 
 def absolute_data_paths(cfg: DictConfig) -> None:

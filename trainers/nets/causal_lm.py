@@ -23,13 +23,22 @@ class NetConfigError(ValueError):
     """A net setting that cannot work, named with its fix."""
 
 
+def _plain(value: Any) -> Any:
+    """Hydra containers → builtins (transformers' strict config fields refuse DictConfig)."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return dict(value)
+
+
 def _hf_config(arch: str, config: dict[str, Any], vocab_size: int | None, max_seq_len: int | None) -> Any:
     """A transformers config for `arch` from our sizes; vocabulary and context length come from the data."""
     from transformers import GPT2Config, LlamaConfig
 
     if arch not in ARCHS:
         raise NetConfigError(f"model.net.arch={arch!r}: use one of {', '.join(ARCHS)}")
-    values = dict(config)
+    values = _plain(config)
     # GPT-2's 50256 / Llama's 1-2 defaults mean nothing for our tokenizer (its <|endoftext|> id is the data's)
     for key in ("bos_token_id", "eos_token_id", "pad_token_id"):
         values.setdefault(key, None)

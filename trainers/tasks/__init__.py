@@ -6,11 +6,13 @@ from pathlib import Path
 from core.rundir import RunDir
 from trainers.tasks.base import TaskModule
 from trainers.tasks.classification import Classifier
+from trainers.tasks.language_modeling import LanguageModeling
 from trainers.tasks.regression import Regressor
 
 # one row per task; issues 12 and 14 add "language_modeling" and "regression" (no discovery)
 TASKS: dict[str, type[TaskModule]] = {
     "classification": Classifier,
+    "language_modeling": LanguageModeling,
     "regression": Regressor,
 }
 

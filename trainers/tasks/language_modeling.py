@@ -8,10 +8,10 @@ from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import LightningModule
 from torch import nn
 
 from trainers.schedules import decay_param_groups
+from trainers.tasks.base import TaskModule
 from trainers.tasks.lm_generation import GenerationSettings, log_generations
 from trainers.tasks.lm_init import load_run_weights
 
@@ -25,11 +25,13 @@ def lm_loss_sums(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tens
     return nll, (labels != IGNORE_INDEX).sum()
 
 
-class LanguageModeling(LightningModule):
+class LanguageModeling(TaskModule):
     """Trains a CausalLM (trainers/nets/causal_lm.py) on packed token windows; perplexity = exp(mean NLL)."""
 
     task: ClassVar[str] = "language_modeling"
-    monitor: ClassVar[tuple[str, str]] = ("val/loss", "min")  # the best checkpoint
+    target_keys: ClassVar[tuple[str, ...]] = ("labels",)
+    monitor: ClassVar[str] = "val/loss"  # the best checkpoint: the lowest validation loss
+    monitor_mode: ClassVar[str] = "min"
     throughput_unit: ClassVar[str] = "tokens"
 
     def __init__(
@@ -46,11 +48,8 @@ class LanguageModeling(LightningModule):
         init_from: str | None = None,
         generation: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(net, optimizer, scheduler, scheduler_interval)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
-        self.net = net
-        self.optimizer_factory = optimizer
-        self.scheduler_factory = scheduler
         self.generation = GenerationSettings(**(generation or {}))
         if init_from:  # before any strategy wraps or shards the net: one plain fp32 load
             self.net.load_state_dict(load_run_weights(init_from, net), strict=True)
@@ -59,6 +58,28 @@ class LanguageModeling(LightningModule):
         self._prepared = False
 
     # ------------------------------------------------------------------ task seam
+    @classmethod
+    def model_config(cls, datamodule: Any) -> dict[str, Any]:
+        """The embedding and context sizes come from the data: its tokenizer's vocabulary, its window length."""
+        return {"vocab_size": int(datamodule.vocab_size), "seq_len": int(datamodule.seq_len)}
+
+    @classmethod
+    def run_info(cls, datamodule: Any) -> dict[str, Any]:
+        """run.json's vocab_size, seq_len, eot_id (and the data's splits): what export and serving decode with."""
+        if hasattr(datamodule, "run_info"):
+            return dict(datamodule.run_info())
+        return {"vocab_size": int(datamodule.vocab_size), "seq_len": int(datamodule.seq_len),
+                "eot_id": getattr(datamodule, "eot_id", None)}
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean next-token cross-entropy (fp32) over the scored tokens."""
+        nll, count = lm_loss_sums(outputs, targets)
+        return nll / count.clamp(min=1)
+
+    def count(self, targets: torch.Tensor) -> int:
+        """Tokens, not windows, weight the epoch mean."""
+        return int(targets.numel())
+
     def batch_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The net's keyword inputs from a batch."""
         return {"input_ids": batch["input_ids"]}
@@ -102,17 +123,14 @@ class LanguageModeling(LightningModule):
         return self.net(input_ids)
 
     # ------------------------------------------------------------------ steps
-    def _logs_this_step(self) -> bool:
-        connector = getattr(self._trainer, "_logger_connector", None) if self._trainer is not None else None
-        return bool(getattr(connector, "should_update_logs", True))
-
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        nll, count = lm_loss_sums(self.net(batch["input_ids"]), batch["labels"])
-        loss = nll / count.clamp(min=1)
+        loss = self.loss(self.net(batch["input_ids"]), batch["labels"])
+        self._train_loss_sum = self._train_loss_sum + loss.detach() * batch["labels"].numel()  # train/loss_epoch
+        self._train_count += batch["labels"].numel()
         if self._logs_this_step():  # self.log costs ~1 ms: only on the steps the loggers write
             detached = loss.detach()
-            self.log("train/loss", detached, prog_bar=True, batch_size=len(batch["input_ids"]))
-            self.log("train/perplexity", detached.exp(), batch_size=len(batch["input_ids"]))
+            self.log("train/loss_step", detached, prog_bar=True, batch_size=len(batch["input_ids"]))
+            self.log("train/perplexity_step", detached.exp(), batch_size=len(batch["input_ids"]))
             self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=1)
         return loss
 
@@ -184,7 +202,7 @@ class LanguageModeling(LightningModule):
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
         scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
         return {"optimizer": optimizer,
-                "lr_scheduler": {"scheduler": scheduler, "interval": self.hparams.scheduler_interval}}
+                "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
 
 
 def _takes_total_steps(factory: Callable[..., Any]) -> bool:
