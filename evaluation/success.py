@@ -19,6 +19,12 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
                 out[f"{split}/{key}"] = m[key]
     for split, m in (report.get("regression") or {}).items():
         out.update({f"{split}/{k}": m[k] for k in ("rmse", "mae", "r2")})
+    lm = report.get("language_modeling") or {}
+    for split in ("val", "test"):
+        if split in lm:
+            out.update({f"{split}/loss": lm[split]["loss"], f"{split}/perplexity": lm[split]["perplexity"]})
+    if "test" in lm and "bits_per_byte" in lm["test"]:
+        out["test/bits_per_byte"] = lm["test"]["bits_per_byte"]
     if report.get("conformal"):
         out["test/coverage"] = report["conformal"]["test_coverage"]
     cal = report.get("calibration") or {}

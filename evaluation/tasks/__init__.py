@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from evaluation.tasks import classification, regression
+from evaluation.tasks import classification, language_modeling, regression
 
 # issues 12 and 14 add "language_modeling" and "regression" rows (no discovery)
 EVALUATIONS: dict[str, ModuleType] = {
     "classification": classification,
+    "language_modeling": language_modeling,
     "regression": regression,
 }
 
