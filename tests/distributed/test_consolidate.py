@@ -8,7 +8,7 @@ import os
 import pytest
 import torch
 
-from tests.distributed.evaluation import fixed_batch, loss_and_logits, plain_net
+from tests.distributed.reference_eval import fixed_batch, loss_and_logits, plain_net
 from tests.distributed.runs import GLOBAL_BATCH
 from trainers.consolidate import checkpoint_kind, consolidate_checkpoint, load_net_state_dict, write_consolidated
 from trainers.dir_checkpoint import publish, staging_path

@@ -14,7 +14,7 @@ import torch
 from tests.conftest import run_entry
 from trainers.compose import compose_train
 from tests.distributed.runs import GLOBAL_BATCH, MULTINODE, NAME, RUNS, STEPS
-from tests.distributed.evaluation import fixed_batch, loss_and_logits, plain_net
+from tests.distributed.reference_eval import fixed_batch, loss_and_logits, plain_net
 from trainers.config_check import ConfigError
 from trainers.run import check_config
 
