@@ -145,7 +145,7 @@ def _deepspeed_state_dict(path: Path) -> dict[str, torch.Tensor]:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # importing DeepSpeed on a CPU machine needs no GPU probe
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-    # zero_to_fp32 calls torch.load(weights_only=False) itself: force weights-only with DeepSpeed's 3 classes
+    # zero_to_fp32 calls an unrestricted torch.load itself (weights_only off): force weights-only with DeepSpeed's 3 classes
     with forced_weights_only(deepspeed_globals()):
         return dict(get_fp32_state_dict_from_zero_checkpoint(str(path)))
 
