@@ -39,6 +39,9 @@ def plant(checkpoint: Path, marker: Path) -> None:
 def planted(exported_digits, tmp_path):
     """A copy of the digits run whose every checkpoint carries the payload (and no export/)."""
     run_dir = copy_run(exported_digits.run_dir, tmp_path)
+    # a drift reference cached by an earlier test on the shared run was computed from the clean checkpoints:
+    # drop it, or `serving monitor` answers from the cache and never reads the planted checkpoint
+    shutil.rmtree(run_dir / "monitoring", ignore_errors=True)
     marker = tmp_path / "MARKER"
     for ckpt in (run_dir / "checkpoints").glob("*.ckpt"):
         plant(ckpt, marker)
