@@ -22,7 +22,9 @@ def main(cfg: DictConfig) -> float | None:
         # a job whose allocation does not fit the config fails before the heavy imports (every task pays them)
         check_job_environment(cfg.trainer.get("devices"), cfg.trainer.get("num_nodes"))
         from trainers.run import check_config, train
+        from trainers.run_claim import distinct_trial_run_id
 
+        distinct_trial_run_id(cfg)  # `-m ... run_id=fixed`: one directory per trial
         check_config(cfg)
         if cfg.launcher.name == "slurm" and not inside_allocation():  # submit from the login node, then exit
             from trainers.slurm_launch import submit_training

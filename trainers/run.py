@@ -18,14 +18,15 @@ from trainers.config_check import ConfigError, check_targets, check_top_level
 from trainers.cost import process_wall_seconds, record_attempt_cost
 from trainers.strategy_check import check_strategy
 from trainers.tasks.base import TaskModule
-from trainers.resolvers import REPO_ROOT, RUN_ID_ENV
+from trainers.resolvers import REPO_ROOT, RUN_ID_ENV, process_rank
+from trainers.run_claim import claim_run_dir
 from trainers.slurm import check_job_environment, requeue_resume_mode, slurm_attempt_info
 from core.rundir import RunDir
 from trainers.rundir import git_revision, now_iso, package_versions, resolve_resume_checkpoint
 
 TOP_LEVEL_SCHEMA: dict[str, tuple[type, ...]] = {
     "name": (str,), "run_id": (str, int), "seed": (int,), "ckpt_path": (str, type(None)),
-    "resume": (str, type(None)), "test_after_fit": (bool,),
+    "resume": (str, type(None)), "overwrite": (bool,), "test_after_fit": (bool,),
     "datamodule": (), "model": (), "trainer": (), "strategy": (), "callbacks": (), "logger": (), "paths": (),
     "evaluate": (bool,), "cv": (),
     "launcher": (), "slurm": (), "optimized_metric": (str, type(None)), "cost": (),
@@ -149,6 +150,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.run_dir)
     absolute_data_paths(cfg)
+    if process_rank() == 0:  # other ranks start after rank 0 claimed the directory (and wrote config.yaml)
+        claim_run_dir(run_dir, requeue_resume_mode(cfg.resume), cfg.ckpt_path, bool(cfg.get("overwrite")))
 
     datamodule = instantiate(cfg.datamodule)
     datamodule.setup("fit")
