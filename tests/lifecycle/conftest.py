@@ -32,3 +32,21 @@ def grep_tree(root: Path, secrets: dict[str, str], allowed: set[Path]) -> list[s
         data = path.read_bytes()
         hits += [f"{path}: {name}" for name, value in secrets.items() if value.encode() in data]
     return hits
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, exported_digits, digits_v2):
+    """The shared TorchServe + gateway stack of the test_gateway_*.py modules (tests/lifecycle/gateway_stack.py),
+    its background traffic running; `stack.close()` ends it early once no later test needs it."""
+    from contextlib import ExitStack
+
+    from tests.conftest import require_service
+    from tests.lifecycle.gateway_stack import open_stack
+    from tests.serving.servers import require_torchserve
+
+    require_service(shutil.which("nginx") is not None, "nginx is not installed (scripts/services.sh up)")
+    require_torchserve()
+    with ExitStack() as cleanup:
+        shared = cleanup.enter_context(open_stack(tmp_path_factory, exported_digits, digits_v2))
+        shared.close = cleanup.close
+        yield shared

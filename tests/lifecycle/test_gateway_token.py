@@ -1,120 +1,115 @@
-"""The gateway outlives TorchServe's token (renewed by its keeper with no failed request) and reports readiness:
-`/readyz` and `serving status` are ready only while every registered model version has a READY worker."""
+"""The gateway outlives TorchServe's 1-minute token (renewed by its keeper) across two expiries with not one failed
+request of the background traffic that ran through every test_gateway_*.py module; readiness (`/readyz`,
+`serving status`) follows the workers; the per-key rate limit. Runs last of the gateway modules: the traffic
+window ends in its first test, and the later tests here (workers scaled to 0, a 2 r/s limit) would fail it."""
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
+import math
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
-import requests
 
+from serving.gateway.config import RateLimit
 from serving.torchserve.client import read_keys
-from serving.gateway.config import GatewayConfig, RateLimit, TLSConfig
-from serving.gateway.control import Gateway, self_signed_cert
-from tests.conftest import REPO, require_service
 from tests.lifecycle.cli import serving_cli
-from tests.serving.servers import running_server
+from tests.lifecycle.gateway_stack import BODY, MODEL, TTL_MIN, wait_ready
 
 pytestmark = [pytest.mark.gateway, pytest.mark.torchserve, pytest.mark.slow]
-MODEL = "digits_cnn"
-BODY = sorted((REPO / "data" / "digits_samples").glob("*.png"))[0].read_bytes()
-TTL_MIN = 0.25  # TorchServe reads token_expiration_min as a double: 15 s tokens, two expiries in ~35 s
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory, exported_digits):
-    require_service(shutil.which("nginx") is not None, "nginx is not installed (scripts/services.sh up)")
-    out = tmp_path_factory.mktemp("token_gw")
-    key = secrets.token_hex(32)
-    (out / "api_keys").write_text(f"alice:{key}\n")
-    cert, tls_key = self_signed_cert(out / "tls")
-    with running_server(out / "serve", [exported_digits.mar], instance="tok",
-                        overrides=[f"server.token_expiration_min={TTL_MIN}"]) as ts:
-        cfg = GatewayConfig(root=str(out / "gw"), instance="gw", tls=TLSConfig(cert=str(cert), key=str(tls_key)),
-                            api_keys_file=str(out / "api_keys"), serve_root=str(out / "serve"), serve_instance="tok",
-                            token_check_interval=0.5, rate_limit=RateLimit(per_second=1000, burst=100))
-        gw = Gateway(cfg)
-        gw.start(routes={MODEL: {"champion": exported_digits.version}})
-        session = requests.Session()
-        session.trust_env = False
-        session.verify = str(cert)
-        session.headers.update({"X-API-Key": key, "Content-Type": "application/octet-stream"})
-        try:
-            yield gw, ts, session
-        finally:
-            gw.stop()
-            assert gw.pid() is None and gw.keeper_pid() is None
+@pytest.fixture(scope="module", autouse=True)
+def _release_stack(request, stack):
+    """Stop TorchServe and nginx after this module unless a later test still uses them."""
+    yield
+    items = request.session.items
+    last = max(i for i, item in enumerate(items) if item.module is request.module)
+    if not any("stack" in item.fixturenames for item in items[last + 1:]):
+        stack.close()
 
 
-def _metrics(gw, session) -> dict[str, float]:
-    text = session.get(gw.url("readyz/metrics"), timeout=10).text
-    return {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-            if line and not line.startswith("#")}
-
-
-def test_gateway_outlives_two_token_expiries_under_traffic(gateway):
-    gw, ts, session = gateway
-    first_key = read_keys(ts.dir)["inference"]
-    statuses: list[int] = []
-    errors: list[str] = []
-    stop = threading.Event()
-
-    def client():
-        s = requests.Session()
-        s.trust_env, s.verify, s.headers = False, session.verify, {**session.headers, "Connection": "close"}
-        while not stop.is_set():
-            try:  # one connection per request: a reload never drops an accepted one (see the runbook)
-                statuses.append(s.post(gw.url(f"v1/models/{MODEL}:predict"), data=BODY, timeout=30).status_code)
-            except requests.RequestException as err:
-                errors.append(repr(err))
-            time.sleep(0.02)
-
-    threads = [threading.Thread(target=client) for _ in range(3)]
-    for t in threads:
-        t.start()
-    time.sleep(2.2 * TTL_MIN * 60)  # past the first token's expiry, and the second's
-    stop.set()
-    for t in threads:
-        t.join(60)
-    metrics = _metrics(gw, session)
-    assert not errors, errors[:3]
-    assert len(statuses) > 50 and set(statuses) == {200}, {c: statuses.count(c) for c in set(statuses)}
-    assert metrics["shipyard_gateway_token_renewals_total"] >= 2, metrics
+def test_gateway_outlives_two_token_expiries_under_traffic(stack):
+    traffic = stack.traffic
+    first_key = next(iter(traffic.tokens), None) or read_keys(stack.ts_dir)["inference"]
+    # two token lifetimes of traffic (the other gateway modules ran inside this window)
+    deadline = traffic.started + 2 * TTL_MIN * 60 + 5
+    while time.time() < deadline or len(traffic.expired_in_window()) < 2:
+        assert time.time() < deadline + 2 * TTL_MIN * 60, ("no two expiries", traffic.tokens)
+        time.sleep(1)
+    traffic.stop()
+    metrics = stack.metrics()
+    counts = {c: traffic.statuses.count(c) for c in set(traffic.statuses)}
+    print(f"\ntoken window: {traffic.ended - traffic.started:.0f} s of traffic, {len(traffic.statuses)} requests "
+          f"{counts}, {len(traffic.tokens)} inference keys, {len(traffic.expired_in_window())} expiries inside")
+    assert not traffic.errors, traffic.errors[:3]
+    assert len(traffic.statuses) > 200 and counts.keys() == {200}, counts
+    assert len(traffic.expired_in_window()) >= 2, traffic.tokens  # two keys passed their expiry under traffic
+    assert metrics["shipyard_gateway_token_renewals_total"] >= 3, metrics
     assert metrics["shipyard_gateway_upstream_auth_failures_total"] == 0, metrics
-    assert read_keys(ts.dir)["inference"] != first_key
+    assert read_keys(stack.ts_dir)["inference"] != first_key
 
 
-def _wait_ready(gw, session, want: bool, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        resp = session.get(gw.url("readyz"), timeout=10)
-        if (resp.status_code == 200) == want or time.monotonic() > deadline:
-            return {"status": resp.status_code, **resp.json()}
-        time.sleep(0.25)
-
-
-def test_readiness_follows_the_workers_and_a_queue_503_says_retry_after(gateway, exported_digits):
-    gw, ts, session = gateway
-    args = [f"root={ts.cfg.root}", f"instance={ts.cfg.instance}"]
-    ready = _wait_ready(gw, session, True)
+def test_readiness_follows_the_workers_and_a_queue_503_says_retry_after(stack):
+    args = [f"root={stack.ts.cfg.root}", f"instance={stack.ts.cfg.instance}"]
+    stack.gateway.set_route(MODEL, champion="1.0", clear_candidate=True)  # every request to the version scaled down
+    ready = wait_ready(stack, True)
     assert ready["status"] == 200 and ready["ready"] is True, ready
     assert serving_cli("status", *args).returncode == 0
-    client = ts.client()
-    path = f"models/{MODEL}/{exported_digits.version}"
+    client = stack.ts.client()
+    path = f"models/{MODEL}/1.0"
+    session = stack.session()
     client.management("PUT", path, params={"min_worker": 0, "max_worker": 0, "synchronous": "true"})
     try:
-        down = _wait_ready(gw, session, False)
+        down = wait_ready(stack, False)
         assert down["status"] == 503 and not down["ready"] and MODEL in down["reasons"][0], down
-        assert _metrics(gw, session)["shipyard_serving_ready"] == 0
+        assert stack.metrics()["shipyard_serving_ready"] == 0
         status = serving_cli("status", *args, check=False)
         assert status.returncode == 4 and json.loads(status.stdout)["ready"] is False, status.stdout
-        busy = session.post(gw.url(f"v1/models/{MODEL}:predict"), data=BODY, timeout=30)
+        busy = session.post(stack.url, data=BODY, timeout=30)
         assert busy.status_code == 503 and busy.headers["Retry-After"] == "1", (busy.status_code, busy.text)
         assert busy.json()["code"] == 503 and "retry" in busy.json()["error"]
     finally:
         client.management("PUT", path, params={"min_worker": 1, "max_worker": 1, "synchronous": "true"})
-    assert _wait_ready(gw, session, True)["ready"] is True
-    assert session.post(gw.url(f"v1/models/{MODEL}:predict"), data=BODY, timeout=30).status_code == 200
+    assert wait_ready(stack, True)["ready"] is True
+    assert session.post(stack.url, data=BODY, timeout=30).status_code == 200
+
+
+def test_rate_limit_per_key_gives_429(stack):
+    from dataclasses import replace
+
+    relaxed = stack.gateway.cfg
+    stack.gateway.reconfigure(replace(relaxed, rate_limit=RateLimit(per_second=2, burst=3)))  # a graceful reload
+    try:
+        _hammer(stack)
+    finally:
+        stack.gateway.reconfigure(relaxed)
+
+
+def _hammer(stack):
+    n = 40
+    sessions = [stack.session("bob") for _ in range(n)]
+    for s in sessions:  # open every TLS connection first (/healthz is not rate limited)
+        assert s.get(stack.gateway.url("healthz"), timeout=30).status_code == 200
+    barrier = threading.Barrier(n)
+
+    def call(s):
+        barrier.wait()  # 40 requests at once: far past 2 r/s with a burst of 3
+        return s.post(stack.url, data=BODY, timeout=60)
+
+    with ThreadPoolExecutor(n) as pool:
+        t0 = time.monotonic()
+        answers = list(pool.map(call, sessions))
+        elapsed = time.monotonic() - t0
+    statuses = [r.status_code for r in answers]
+    limited = [r for r in answers if r.status_code == 429]
+    assert limited and set(statuses) <= {200, 429}, statuses
+    # nginx admitted at most 1 + burst plus what the rate refilled while the requests were answered
+    assert statuses.count(200) <= 1 + 3 + math.ceil(2 * elapsed), (statuses.count(200), elapsed)
+    assert "rate limit" in limited[0].json()["message"]
+    # alice's budget is her own
+    assert stack.session("alice").post(stack.url, data=BODY, timeout=30).status_code == 200
+
+
