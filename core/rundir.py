@@ -6,7 +6,8 @@
       checkpoints/ *.ckpt files, DeepSpeed / FSDP2 folders (COMPLETE marker written last), last.ckpt
       report/      report.json  report.md  evaluation_error.txt  *.png
       data_checks/ data_report.json  data_report.md
-      export/      model.pt  model.pt2  export.json  archives/<version>/<name>.mar
+      export/      model.pt  model.pt2  export.json  metadata.json  preprocess.json  index_to_name.json  MODEL_CARD.md
+                   tokenizer/  archives/<version>/<name>.mar  (the export/ files are the .mar's model-dir files)
       monitoring/  reference_<split>.json
       tb/          TensorBoard events
 """
@@ -19,38 +20,13 @@ from typing import Any
 
 from core.atomic import atomic_write_json, atomic_write_text
 from core.errors import UserError
-
-CONFIG = "config.yaml"
-RUN_INFO = "run.json"
-METRICS = "metrics.json"
-PREPROCESS = "preprocess.json"       # the preprocessing spec training used (runtime.preprocessing)
-CALIBRATION = "calibration.json"     # {"temperature": float}, written by evaluation, read by export
-TRAIN_LOG = "train.log"
-MODEL_CARD = "MODEL_CARD.md"
-DATA_DIR = "data"
-SPLITS = "data/splits.json"
-LABELS = "data/labels.json"
-BAD_RECORDS = "data/bad_records.json"
-TOKENIZER_DIR = "data/tokenizer"
-CHECKPOINT_DIR = "checkpoints"
-LAST_CHECKPOINT = "last.ckpt"
-COMPLETE_MARKER = "COMPLETE"         # written last inside directory checkpoints (DeepSpeed / FSDP)
-REPORT_DIR = "report"
-REPORT_JSON = "report.json"
-REPORT_MD = "report.md"
-EVALUATION_ERROR = "evaluation_error.txt"
-CV_SUMMARY_JSON = "cv_summary.json"
-CV_SUMMARY_MD = "cv_summary.md"
-DATA_CHECKS_DIR = "data_checks"
-DATA_REPORT_JSON = "data_report.json"
-DATA_REPORT_MD = "data_report.md"
-EXPORT_DIR = "export"
-EXPORT_JSON = "export.json"
-ARCHIVES_DIR = "archives"
-SCRIPTED_MODEL = "model.pt"
-EXPORTED_PROGRAM = "model.pt2"
-MONITORING_DIR = "monitoring"
-TB_DIR = "tb"
+from core.run_layout import (  # noqa: F401  (re-exported: core's callers import them from here)
+    CONFIG, RUN_INFO, METRICS, PREPROCESS, CALIBRATION, TRAIN_LOG, MODEL_CARD, DATA_DIR, SPLITS, LABELS,
+    BAD_RECORDS, TOKENIZER_DIR, CHECKPOINT_DIR, LAST_CHECKPOINT, COMPLETE_MARKER, REPORT_DIR, REPORT_JSON,
+    REPORT_MD, EVALUATION_ERROR, CV_SUMMARY_JSON, CV_SUMMARY_MD, DATA_CHECKS_DIR, DATA_REPORT_JSON, DATA_REPORT_MD,
+    EXPORT_DIR, EXPORT_JSON, ARCHIVES_DIR, SCRIPTED_MODEL, EXPORTED_PROGRAM, METADATA, INDEX_TO_NAME,
+    EXPORT_TOKENIZER_DIR, MONITORING_DIR, TB_DIR,
+)
 
 
 class RunDirError(UserError, FileNotFoundError):
