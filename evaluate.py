@@ -10,6 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from core.rundir import RunDir
 from trainers.resolvers import register
 
 register()
@@ -37,7 +38,7 @@ def main(cfg: DictConfig) -> None:
         print(f"evaluate.py: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
     print(f"evaluation: {summary_line(report)}")
-    print(f"report: {cfg.run_dir}/report/report.md")
+    print(f"report: {RunDir(cfg.run_dir).report_md_path}")
     raise SystemExit(EXIT_PASS if report["success"]["verdict"] == "PASS" else EXIT_FAIL)
 
 

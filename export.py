@@ -7,6 +7,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from core.rundir import RunDir
 from trainers.resolvers import register
 
 register()
@@ -45,9 +46,10 @@ def main(cfg: DictConfig) -> None:
         print(f"{target}: {info['status']}" + (f" (max abs diff {parity['max_abs_diff']:.3g}, argmax agreement "
                                               f"{parity['argmax_agreement']:.4f} on {parity['samples']} samples)"
                                               if parity else f" ({info.get('reason', '')})"))
+    export = RunDir(report["run_dir"]).export
     if "archive" in report:
-        print(f"archive: {report['run_dir']}/export/{report['archive']['path']}")
-    print(json.dumps({"status": report["status"], "export_json": f"{report['run_dir']}/export/export.json"}))
+        print(f"archive: {export.path / report['archive']['path']}")
+    print(json.dumps({"status": report["status"], "export_json": str(export.export_json_path)}))
 
 
 if __name__ == "__main__":

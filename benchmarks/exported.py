@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import REPO
+from core.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,10 @@ def train_and_export_digits(root: Path) -> Exported:
           "callbacks.progress_bar=null", "logger=csv"])
     run_dir = root / "digits_cnn" / "bench"
     _run(["export.py", f"run_dir={run_dir}", "version=1.0", "parity.batches=2"])
-    export_dir = run_dir / "export"
-    report = json.loads((export_dir / "export.json").read_text())
+    export = RunDir(run_dir).export
+    report = json.loads(export.export_json_path.read_text())
     samples = sorted((REPO / "data" / "digits_samples").glob("*.png"))
-    return Exported(export_dir, export_dir / "model.pt", export_dir / report["archive"]["path"], samples[0])
+    return Exported(export.path, export.scripted_model_path, export.path / report["archive"]["path"], samples[0])
 
 
 def digits_png_folder(root: Path, count: int = 512) -> Path:

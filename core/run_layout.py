@@ -14,7 +14,10 @@ DATA_DIR = "data"
 SPLITS = "data/splits.json"
 LABELS = "data/labels.json"
 BAD_RECORDS = "data/bad_records.json"
+TABULAR_ROLES = "data/tabular_roles.json"  # which column plays which part (datamodule=tabular)
+TOKENS_INFO = "data/tokens.json"           # the token data a language-model run read (datamodule=tokens)
 TOKENIZER_DIR = "data/tokenizer"
+TOKENIZER_FILE = "data/tokenizer/tokenizer.json"
 CHECKPOINT_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
 COMPLETE_MARKER = "COMPLETE"         # written last inside directory checkpoints (DeepSpeed / FSDP)

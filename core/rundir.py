@@ -20,9 +20,10 @@ from typing import Any
 
 from core.atomic import atomic_write_json, atomic_write_text
 from core.errors import UserError
+from core.export_dir import ExportDir
 from core.run_layout import (  # noqa: F401  (re-exported: core's callers import them from here)
     CONFIG, RUN_INFO, METRICS, PREPROCESS, CALIBRATION, TRAIN_LOG, MODEL_CARD, DATA_DIR, SPLITS, LABELS,
-    BAD_RECORDS, TOKENIZER_DIR, CHECKPOINT_DIR, LAST_CHECKPOINT, COMPLETE_MARKER, REPORT_DIR, REPORT_JSON,
+    BAD_RECORDS, TABULAR_ROLES, TOKENS_INFO, TOKENIZER_DIR, TOKENIZER_FILE, CHECKPOINT_DIR, LAST_CHECKPOINT, COMPLETE_MARKER, REPORT_DIR, REPORT_JSON,
     REPORT_MD, EVALUATION_ERROR, CV_SUMMARY_JSON, CV_SUMMARY_MD, DATA_CHECKS_DIR, DATA_REPORT_JSON, DATA_REPORT_MD,
     EXPORT_DIR, EXPORT_JSON, ARCHIVES_DIR, SCRIPTED_MODEL, EXPORTED_PROGRAM, METADATA, INDEX_TO_NAME,
     EXPORT_TOKENIZER_DIR, MONITORING_DIR, TB_DIR,
@@ -132,6 +133,11 @@ class RunDir:
         return self.path / TOKENIZER_DIR
 
     @property
+    def tokenizer_file(self) -> Path:
+        """RUN_DIR/data/tokenizer/tokenizer.json (language-model runs)."""
+        return self.path / TOKENIZER_FILE
+
+    @property
     def checkpoints_dir(self) -> Path:
         """RUN_DIR/checkpoints."""
         return self.path / CHECKPOINT_DIR
@@ -182,19 +188,24 @@ class RunDir:
         return self.path / EXPORT_DIR
 
     @property
+    def export(self) -> ExportDir:
+        """RUN_DIR/export as an ExportDir (model.pt, export.json, metadata.json, archives/, ...)."""
+        return ExportDir(self.export_dir)
+
+    @property
     def export_json_path(self) -> Path:
         """RUN_DIR/export/export.json."""
-        return self.export_dir / EXPORT_JSON
+        return self.export.export_json_path
 
     @property
     def scripted_model_path(self) -> Path:
         """RUN_DIR/export/model.pt (TorchScript)."""
-        return self.export_dir / SCRIPTED_MODEL
+        return self.export.scripted_model_path
 
     @property
     def archives_dir(self) -> Path:
         """RUN_DIR/export/archives."""
-        return self.export_dir / ARCHIVES_DIR
+        return self.export.archives_dir
 
     @property
     def monitoring_dir(self) -> Path:

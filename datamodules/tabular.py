@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from core import rundir
 from datamodules.base import SPLITS, ClassificationDataModule
 from runtime.preprocessing import SPEC_FILENAME, PreprocessSpec
 from datamodules.records import BadRecord, as_dicts, check_bad_records
@@ -24,7 +25,7 @@ from datamodules.tabular_fit import Roles, fit_spec, infer_roles, is_missing
 from runtime.tabular import RowError, TabularSpec, encode_rows, encode_target, parse_category, parse_number
 
 log = logging.getLogger(__name__)
-ROLES_FILE = "data/tabular_roles.json"
+ROLES_FILE = rundir.TABULAR_ROLES
 REGRESSION_BINS = 5  # regression splits are stratified on target quantiles
 
 
@@ -221,9 +222,9 @@ class TabularDataModule(ClassificationDataModule):
     def artifacts(self) -> dict[str, Any]:
         assert self.roles is not None and self.spec is not None
         return {
-            "data/splits.json": {s: [self.item_ids[i] for i in self.splits[s]] for s in SPLITS},
-            "data/labels.json": self.labels,
-            "data/bad_records.json": {"total_records": self.total_records, "bad_count": len(self.bad_records),
+            rundir.SPLITS: {s: [self.item_ids[i] for i in self.splits[s]] for s in SPLITS},
+            rundir.LABELS: self.labels,
+            rundir.BAD_RECORDS: {"total_records": self.total_records, "bad_count": len(self.bad_records),
                                       "bad_records": as_dicts(self.bad_records)},
             ROLES_FILE: {"task": self.roles.task, "target": self.roles.target, "numeric": self.roles.numeric,
                          "categorical": self.roles.categorical, "drop": self.roles.drop,

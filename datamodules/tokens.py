@@ -19,6 +19,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
+from core import rundir
 from datamodules.epoch_state import EpochResumeMixin
 from datamodules.token_build import load_tokenizer
 from datamodules.token_shards import TOKENIZER, TokenDataError, TokenShards, read_index
@@ -26,7 +27,7 @@ from datamodules.token_windows import PackedWindows, split_documents
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
-TOKENIZER_ARTIFACT = "data/tokenizer/tokenizer.json"
+TOKENIZER_ARTIFACT = rundir.TOKENIZER_FILE
 
 
 class TokensDataModule(EpochResumeMixin, LightningDataModule):
@@ -191,10 +192,10 @@ class TokensDataModule(EpochResumeMixin, LightningDataModule):
         return {
             TOKENIZER_ARTIFACT: json.loads((data_dir / TOKENIZER).read_text()),
             # document numbers (rows of documents.npy) per split, like the item ids of the other datamodules
-            "data/splits.json": {s: self.splits[s].tolist() for s in SPLITS},
-            "data/tokens.json": {"data_dir": str(data_dir), "seed": self.seed, **self.run_info(),
+            rundir.SPLITS: {s: self.splits[s].tolist() for s in SPLITS},
+            rundir.TOKENS_INFO: {"data_dir": str(data_dir), "seed": self.seed, **self.run_info(),
                                  "index": {k: self.index[k] for k in ("documents", "tokens", "dtype", "records",
                                                                       "rejected", "tokenizer_sha256", "source")}},
-            "data/bad_records.json": {"total_records": self.index["records"], "bad_count": self.index["rejected"],
+            rundir.BAD_RECORDS: {"total_records": self.index["records"], "bad_count": self.index["rejected"],
                                       "bad_records": rejects, "file": str(rejects_path)},
         }

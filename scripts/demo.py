@@ -15,6 +15,8 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "data" / "digits_samples"
 sys.path.insert(0, str(REPO))
 
+from core.rundir import RunDir  # noqa: E402  (after the path insert: the demo runs as a script)
+
 
 def run(step: str, *args: str) -> str:
     """Run an entry point; on failure print its output tail and exit with its code."""
@@ -30,7 +32,7 @@ def train() -> Path:
     """Train digits_cnn; return its run directory."""
     stdout = run("training", "train.py", "+experiment=digits_cnn", "callbacks.progress_bar=null")
     run_dir = REPO / next(line.split(": ", 1)[1] for line in stdout.splitlines() if line.startswith("run directory: "))
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = RunDir(run_dir).read_metrics()
     print(f"trained digits_cnn: test/acc={metrics['test/acc']:.4f} test/f1_macro={metrics['test/f1_macro']:.4f}")
     print(f"run directory: {run_dir}")
     return run_dir
@@ -39,13 +41,13 @@ def train() -> Path:
 def export(run_dir: Path) -> Path:
     """Export with parity and package version 1.0; return the .mar."""
     run("export", "export.py", f"run_dir={run_dir}", "version=1.0")
-    report = json.loads((run_dir / "export" / "export.json").read_text())
+    report = json.loads(RunDir(run_dir).export_json_path.read_text())
     for target, info in report["targets"].items():
         parity = info.get("parity") or {}
         print(f"export {target}: {info['status']}"
               + (f" (max abs diff {parity['max_abs_diff']:.2g}, argmax agreement {parity['argmax_agreement']:.4f})"
                  if parity else ""))
-    mar = run_dir / "export" / report["archive"]["path"]
+    mar = RunDir(run_dir).export_dir / report["archive"]["path"]
     print(f"archive: {mar}")
     return mar
 

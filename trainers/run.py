@@ -76,7 +76,7 @@ def absolute_data_paths(cfg: DictConfig) -> None:
 
 def remove_stale_temps(run_dir: Path) -> list[Path]:
     """Rank 0 at run start: temp files of atomic writes a killed attempt left behind (`.last.ckpt.*.tmp`)."""
-    folder = run_dir / "checkpoints"
+    folder = RunDir(run_dir).checkpoints_dir
     stale = sorted(folder.glob(".*.tmp")) if folder.is_dir() else []
     for path in stale:  # no other attempt writes here: one run directory holds one running attempt
         path.unlink(missing_ok=True)
@@ -177,7 +177,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         write_run_start(run_dir, cfg, datamodule, resume_from, task)
         rank_zero_info(f"run directory: {run_dir}" + (f" (resuming from {resume_from})" if resume_from else ""))
         if resume_from is None and requeue_resume_mode(cfg.resume) == "auto":
-            rank_zero_info(f"resume=auto: no complete checkpoint in {run_dir / 'checkpoints'}: starting from scratch")
+            rank_zero_info(f"resume=auto: no complete checkpoint in {RunDir(run_dir).checkpoints_dir}: starting from scratch")
 
     started = time.time()
     try:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from core.rundir import DATA_REPORT_JSON, DATA_REPORT_MD
 from datamodules.checks.config import DataChecksConfig, load_checks_config
 from runtime.pii import find_pii, redact
 from datamodules.tabular_fit import is_missing
@@ -206,9 +207,9 @@ def write_table_report(report: Result, out_dir: Any) -> Any:
         lines += ["", "## Columns", "", "| column | role | details |", "|---|---|---|"]
         lines += [f"| {n} | {c['role']} | {json.dumps({k: v for k, v in c.items() if k != 'role'})} |"
                   for n, c in schema_check["columns"].items()]
-    atomic_write_json(out_dir / "data_report.json", report)
-    atomic_write_text(out_dir / "data_report.md", "\n".join(lines) + "\n")
-    return out_dir / "data_report.json"
+    atomic_write_json(out_dir / DATA_REPORT_JSON, report)
+    atomic_write_text(out_dir / DATA_REPORT_MD, "\n".join(lines) + "\n")
+    return out_dir / DATA_REPORT_JSON
 
 
 def run_table_setup_checks(dm: Any, node: Any = None) -> Result:

@@ -14,6 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from core.figures import new_figure, save_png
+from core.rundir import RunDir
 from evaluation.ngram import fit_on_documents
 from evaluation.predictions import best_checkpoint, load_net, load_run_config
 from evaluation.report_md import fmt, table
@@ -121,14 +122,10 @@ def sections(data: LMData, cfg: DictConfig, out_dir: Path, timed: Timed) -> dict
     ngram = timed("ngram_fit", fit_on_documents, data.datamodule.documents("train"),
                   int(data.datamodule.vocab_size)) if use_baseline else None
     splits = {"test": timed("test_scores", _split_scores, data, "test", ngram)}
-    metrics = data.run_dir / "metrics.json"  # val as training's final validation measured it (same windows)
-    if metrics.is_file():
-        import json
-
-        m = json.loads(metrics.read_text())
-        if "val/loss" in m:
-            splits["val"] = {"loss": m["val/loss"], "perplexity": m.get("val/perplexity", math.exp(m["val/loss"])),
-                             "tokens": None}
+    m = RunDir(data.run_dir).read_metrics()  # val as training's final validation measured it (same windows)
+    if "val/loss" in m:
+        splits["val"] = {"loss": m["val/loss"], "perplexity": m.get("val/perplexity", math.exp(m["val/loss"])),
+                         "tokens": None}
     docs = timed("documents", _documents, data, "test")
     test = splits["test"]
     test["bits_per_byte"] = docs["bits_per_byte"]

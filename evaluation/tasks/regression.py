@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from core.rundir import atomic_write_json
+from core.rundir import RunDir, atomic_write_json
 from core.figures import new_figure, save_png
 from evaluation.groups import resolve_groups
 from evaluation.predictions import EvaluationData, load_evaluation_data
@@ -20,7 +20,6 @@ from runtime.tabular_io import destandardise
 
 Timed = Callable[..., Any]
 DEFAULT_SUCCESS = ("test/r2", 0.0, "max")  # used when success.metric is left at the classification default
-CALIBRATION_FILE = "calibration.json"
 
 
 def load(run_dir: Path, batch_size: int) -> EvaluationData:
@@ -85,7 +84,7 @@ def conformal(data: EvaluationData, alpha: float, write: bool) -> dict[str, Any]
     result = {"alpha": alpha, "nominal_coverage": 1 - alpha, "q": q, "calibrated_on": f"val ({n} rows)",
               "test_coverage": coverage, "test_rows": int(len(y_test)), "mean_width": 2 * q}
     if write and math.isfinite(q):  # export puts it into the served spec: answers carry interval [pred-q, pred+q]
-        path = data.run_dir / CALIBRATION_FILE
+        path = RunDir(data.run_dir).calibration_path
         atomic_write_json(path, {"temperature": 1.0, "conformal": {"alpha": alpha, "q": q}})
     return result
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from ..classifier_io import MODEL_FILE
+from ..preprocessing import SPEC_FILENAME
 from ..tabular import TabularSpec, encode_rows
 from ..tabular_io import RequestError, decode_request, error_answer, predictions_from_outputs
 from ..tabular_log import TabularPredictionLog
@@ -38,13 +40,13 @@ class TabularHandler:
     def initialize(self, context: Any) -> None:
         """Load preprocess.json (kind tabular) and the TorchScript model from the archive folder."""
         model_dir = context.system_properties.get("model_dir")
-        with open(os.path.join(model_dir, "preprocess.json"), encoding="utf-8") as f:
+        with open(os.path.join(model_dir, SPEC_FILENAME), encoding="utf-8") as f:
             spec = json.load(f)
         if spec.get("kind") != "tabular":
             raise ValueError(f"TabularHandler serves tabular models, but preprocess.json says kind={spec.get('kind')!r}")
         self.spec = TabularSpec.from_dict(spec["tabular"])
         self.temperature = float(spec.get("temperature", 1.0))
-        self.model = torch.jit.load(os.path.join(model_dir, "model.pt"), map_location="cpu").eval()
+        self.model = torch.jit.load(os.path.join(model_dir, MODEL_FILE), map_location="cpu").eval()
         self.log = TabularPredictionLog.from_environment(self.spec, getattr(context, "model_name", "") or "")
         self.initialized = True
 

@@ -27,12 +27,11 @@ from serving.export.run_loading import (
     resolve_checkpoint,
     validation_batches,
 )
-from trainers.rundir import atomic_write_json, atomic_write_text, now_iso, read_json
+from core.export_dir import ExportDir
+from core.rundir import EXPORT_TOKENIZER_DIR, RunDir
+from trainers.rundir import atomic_write_json, atomic_write_text, now_iso
 from trainers.tasks import run_task
 
-EXPORT_DIR = "export"
-EXPORT_JSON = "export.json"
-TOKENIZER_DIR = "tokenizer"
 # tokenizer files only (never weights): what AutoTokenizer or `tokenizers` need to rebuild it offline
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "config.json")
@@ -56,16 +55,16 @@ def write_data_files(staging: Path, spec: PreprocessSpec) -> PreprocessSpec:
     """preprocess.json (tokenizer_dir made relative), index_to_name.json, tokenizer/."""
     served = PreprocessSpec.from_dict(spec.to_dict())
     if spec.kind == "text":
-        copy_tokenizer(spec.tokenizer_dir or "", staging / TOKENIZER_DIR)
-        served.tokenizer_dir = TOKENIZER_DIR  # resolved against the model folder by the handler
-    atomic_write_json(staging / "preprocess.json", served.to_dict())
-    atomic_write_json(staging / "index_to_name.json", {str(i): label for i, label in enumerate(spec.labels)})
+        copy_tokenizer(spec.tokenizer_dir or "", ExportDir(staging).tokenizer_dir)
+        served.tokenizer_dir = EXPORT_TOKENIZER_DIR  # resolved against the model folder by the handler
+    atomic_write_json(ExportDir(staging).spec_path, served.to_dict())
+    atomic_write_json(ExportDir(staging).index_to_name_path, {str(i): label for i, label in enumerate(spec.labels)})
     return served
 
 
 def ensure_model_card(run_dir: Path) -> Path:
     """RUN_DIR/MODEL_CARD.md, written by evaluation's card writer when it is not there yet."""
-    card = run_dir / "MODEL_CARD.md"
+    card = RunDir(run_dir).model_card_path
     if not card.is_file():
         from evaluation.model_card import write_model_card
 
@@ -121,10 +120,11 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", version: str = "1.
     tolerance = tolerance or Tolerance()
     run_dir = Path(run_dir).resolve()
     cfg = load_run_config(run_dir)
-    info = read_json(run_dir / "run.json")
+    info = RunDir(run_dir).read_info()
     version = package.validate_version(version)
     name = package.validate_model_name(model_name or str(info.get("experiment") or cfg.get("name")))
-    export_dir = run_dir / EXPORT_DIR
+    export_dir = RunDir(run_dir).export_dir
+    record = RunDir(run_dir).export_json_path
     mar = package.archive_path(export_dir, name, version)
     if build_archive:
         package.check_not_existing(mar, overwrite)  # before any expensive work
@@ -150,11 +150,11 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", version: str = "1.
         report["targets"] = results
         if failures:
             report.update(status="failed", files={}, error="; ".join(failures))
-            atomic_write_json(export_dir / EXPORT_JSON, report)
-            raise ParityError("; ".join(failures) + f" (details: {export_dir / EXPORT_JSON})")
-        atomic_write_json(staging / "metadata.json",
+            atomic_write_json(record, report)
+            raise ParityError("; ".join(failures) + f" (details: {record})")
+        atomic_write_json(ExportDir(staging).metadata_path,
                           build_metadata(run_dir, ckpt, name, version, spec.kind, results, spec.temperature))
-        atomic_write_text(staging / "MODEL_CARD.md", ensure_model_card(run_dir).read_text())
+        atomic_write_text(ExportDir(staging).model_card_path, ensure_model_card(run_dir).read_text())
         published = sorted(p.name for p in staging.iterdir())
         publish(staging, export_dir)
     finally:
@@ -167,8 +167,8 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", version: str = "1.
         report["archive"] = {"path": mar.relative_to(export_dir).as_posix(), "contents": archived}
         written.append(mar)
     report.update(status="ok", files=file_records(export_dir, written))
-    atomic_write_json(export_dir / EXPORT_JSON, report)
+    atomic_write_json(record, report)
     # the per-version record stays beside its archive when a later export replaces export.json
     if build_archive:
-        atomic_write_json(mar.parent / EXPORT_JSON, report)
+        atomic_write_json(ExportDir(mar.parent).export_json_path, report)
     return report

@@ -5,7 +5,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from trainers.rundir import now_iso, package_versions, read_json
+from core.rundir import RunDir
+from trainers.rundir import now_iso, package_versions
 
 SERVING_PACKAGES = ("torch", "torchserve", "torch-model-archiver", "tokenizers", "pillow", "pyyaml")
 # what a TorchServe host needs for the archive (no requirements.txt is shipped: an offline server could
@@ -51,8 +52,8 @@ def host_requirements(kind: str) -> list[str]:
 def build_metadata(run_dir: Path, checkpoint: Path, model_name: str, version: str, kind: str,
                    targets: dict[str, Any], temperature: float) -> dict[str, Any]:
     """Run id, git revision, config hash, data fingerprint, metrics, versions, time, parity."""
-    info = read_json(run_dir / "run.json")
-    metrics_path = run_dir / "metrics.json"
+    run = RunDir(run_dir)
+    info = run.read_info()
     return {
         "model_name": model_name,
         "version": version,
@@ -60,11 +61,11 @@ def build_metadata(run_dir: Path, checkpoint: Path, model_name: str, version: st
         "run_id": info.get("run_id"),
         "experiment": info.get("experiment"),
         "git": info.get("git"),
-        "config_sha256": sha256_file(run_dir / "config.yaml"),
+        "config_sha256": sha256_file(run.config_path),
         "data_fingerprint": info.get("data_fingerprint"),
         "task": info.get("task", "classification"),  # runtime/tasks/: answers and scoring columns of the task
         "labels": info.get("labels"),
-        "metrics": read_json(metrics_path) if metrics_path.is_file() else {},
+        "metrics": run.read_metrics(),
         "checkpoint": {"file": checkpoint.name, "sha256": sha256_file(checkpoint)},
         "temperature": temperature,
         "targets": targets,

@@ -9,6 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from core.export_dir import ARCHIVE_DATA_FILES, ExportDir
+from core.rundir import SCRIPTED_MODEL
 from serving.export.run_loading import ExportError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,11 +71,10 @@ def stage_extra_files(staging: Path, model_files: Path, tokenizer: bool) -> list
     for helper in runtime_files():  # byte-identical copies: the archive runs exactly the repository's code
         (staging / archive_name(helper)).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(helper, staging / archive_name(helper))
-    names = ["preprocess.json", "index_to_name.json", "metadata.json", "MODEL_CARD.md"]
-    for name in names:
+    for name in ARCHIVE_DATA_FILES:
         shutil.copy2(model_files / name, staging / name)
     if tokenizer:
-        shutil.copytree(model_files / "tokenizer", staging / "tokenizer")
+        shutil.copytree(ExportDir(model_files).tokenizer_dir, ExportDir(staging).tokenizer_dir)
     return sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
 
 
@@ -106,7 +107,7 @@ def build_mar(export_dir: Path, kind: str, name: str, version: str, overwrite: b
         # build beside the target, then rename: a failed build never leaves a half-written .mar behind
         building = Path(tempfile.mkdtemp(prefix=f".{name}.building-", dir=target.parent))
         try:
-            proc = subprocess.run(archiver_command(name, version, export_dir / "model.pt",
+            proc = subprocess.run(archiver_command(name, version, ExportDir(export_dir).scripted_model_path,
                                                    HANDLERS_DIR / handler_file, extra, building),
                                   capture_output=True, text=True, env=env)
             built = building / f"{name}.mar"
@@ -117,4 +118,4 @@ def build_mar(export_dir: Path, kind: str, name: str, version: str, overwrite: b
             os.replace(built, target)
         finally:
             shutil.rmtree(building, ignore_errors=True)
-    return target, [handler_file, "model.pt", *files]
+    return target, [handler_file, SCRIPTED_MODEL, *files]

@@ -8,9 +8,11 @@ from typing import Any, Callable
 
 import torch
 
+from core.rundir import EXPORTED_PROGRAM, PREPROCESS, SCRIPTED_MODEL
+
 TORCHSCRIPT = "torchscript"
 TORCH_EXPORT = "torch_export"
-FILES = {TORCHSCRIPT: "model.pt", TORCH_EXPORT: "model.pt2"}
+FILES = {TORCHSCRIPT: SCRIPTED_MODEL, TORCH_EXPORT: EXPORTED_PROGRAM}
 
 
 def export_torchscript(net: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path,
@@ -56,4 +58,4 @@ def loader(target: str) -> Callable[[Path], Callable[..., torch.Tensor]]:
 
 def spec_extra_file(spec_dict: dict[str, Any]) -> dict[str, str]:
     """The spec embedded in model.pt as well, so the file describes its own inputs."""
-    return {"preprocess.json": json.dumps(spec_dict, sort_keys=True)}
+    return {PREPROCESS: json.dumps(spec_dict, sort_keys=True)}

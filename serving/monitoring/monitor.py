@@ -1,7 +1,6 @@
 """`python -m serving monitor reference=RUN_DIR current=LOG_DIR`: drift check, report, optional retrain."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.rundir import RunDir
 from serving.monitoring.drift import DriftResult, DriftThresholds, compare, compare_categorical
 from serving.monitoring.reference import load_reference
 from serving.monitoring.report import PROM_FILE, write_report
@@ -86,7 +86,7 @@ def retrain_command(cfg: MonitorConfig) -> list[str]:
     """The train.py command line a drift alarm launches (Slurm through the launcher config group)."""
     experiment = cfg.retrain.experiment
     if not experiment:
-        info = json.loads((Path(cfg.reference) / "run.json").read_text())
+        info = RunDir(cfg.reference).read_info()
         experiment = info.get("experiment")
     if not experiment:
         raise ValueError("retrain_on_drift: set retrain.experiment=NAME (the reference run.json names none)")

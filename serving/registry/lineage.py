@@ -6,18 +6,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-# evaluation's report (RUN_DIR/report/) and the export's own files, when present
-OPTIONAL_FILES = ("MODEL_CARD.md", "metadata.json", "preprocess.json", "index_to_name.json", "model.pt", "model.pt2",
-                  "export.json")
-REPORT_FILES = ("report.json", "report.md")
+from core.export_dir import ARCHIVE_DATA_FILES, MODEL_FILES
+from core.rundir import EXPORT_JSON, EXPORT_TOKENIZER_DIR, RunDir
+
+# the export's own files, when present, stored under their own names (and evaluation's report, RUN_DIR/report/)
+OPTIONAL_FILES = (*ARCHIVE_DATA_FILES, *MODEL_FILES, EXPORT_JSON)
 
 
 def packaged_files(run_dir: Path) -> tuple[dict[str, Path], dict[str, Any]]:
     """registry path → local file for a run's export (the .mar first), and the export report."""
-    export_dir = run_dir / "export"
-    report_path = export_dir / "export.json"
+    run = RunDir(run_dir)
+    export_dir, report_path = run.export_dir, run.export_json_path
     if not report_path.exists():
-        raise FileNotFoundError(f"{run_dir} has no export/export.json: run `python export.py run_dir={run_dir}` first")
+        raise FileNotFoundError(f"{report_path} does not exist: run `python export.py run_dir={run_dir}` first")
     report = json.loads(report_path.read_text())
     if report.get("status") != "ok":
         raise ValueError(f"{report_path}: export status is {report.get('status')!r}, not 'ok'; fix the export first")
@@ -28,20 +29,19 @@ def packaged_files(run_dir: Path) -> tuple[dict[str, Path], dict[str, Any]]:
     for name in OPTIONAL_FILES:
         if (export_dir / name).exists():
             files[name] = export_dir / name
-    for name in REPORT_FILES:
-        if (run_dir / "report" / name).exists():
-            files[f"evaluation/{name}"] = run_dir / "report" / name
-    tokenizer = export_dir / "tokenizer"
+    for path in (run.report_json_path, run.report_md_path):
+        if path.exists():
+            files[f"evaluation/{path.name}"] = path
+    tokenizer = run.export.tokenizer_dir
     if tokenizer.is_dir():
-        files.update({f"tokenizer/{p.relative_to(tokenizer).as_posix()}": p for p in tokenizer.rglob("*") if p.is_file()})
+        files.update({f"{EXPORT_TOKENIZER_DIR}/{p.relative_to(tokenizer).as_posix()}": p for p in tokenizer.rglob("*") if p.is_file()})
     return files, report
 
 
 def lineage_tags(run_dir: Path, report: dict[str, Any]) -> dict[str, str]:
     """Run id, git revision, config hash, data fingerprint, metrics: the way back from a version to its run."""
-    run = json.loads((run_dir / "run.json").read_text())
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    run_dir_ = RunDir(run_dir)
+    run, metrics = run_dir_.read_info(), run_dir_.read_metrics()
     git = run.get("git") or {}
     tags = {
         "lineage.run_id": str(run.get("run_id")),
@@ -49,7 +49,7 @@ def lineage_tags(run_dir: Path, report: dict[str, Any]) -> dict[str, str]:
         "lineage.experiment": str(run.get("experiment")),
         "lineage.git_revision": str(git.get("revision")),
         "lineage.git_dirty": str(git.get("dirty")),
-        "lineage.config_sha256": hashlib.sha256((run_dir / "config.yaml").read_bytes()).hexdigest(),
+        "lineage.config_sha256": hashlib.sha256(run_dir_.config_path.read_bytes()).hexdigest(),
         "lineage.data_fingerprint": str(run.get("data_fingerprint")),
         "lineage.kind": str(report.get("kind")),
         "serving.model_name": str(report["model_name"]),

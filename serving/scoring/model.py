@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 import torch
 
+from core import export_dir
+from core.export_dir import ExportDir
 from runtime import classifier_io as handler_io
 from runtime.preprocessing import PreprocessSpec, SPEC_FILENAME, load_tokenizer
 from runtime.tasks import DEFAULT_TASK, runtime_task
@@ -25,7 +27,7 @@ from serving.scoring.config import ModelLoadError
 from serving.scoring.inputs import RejectMissingText
 
 
-MODEL_FILES = ("model.pt", "model.pt2")  # TorchScript first: it is what the handler serves
+MODEL_FILES = export_dir.MODEL_FILES  # TorchScript first: it is what the handler serves
 
 
 @dataclass
@@ -142,9 +144,9 @@ def load_model(path: str | Path, device: str = "auto") -> ScoringModel:
 
 def read_metadata(folder: Path) -> dict[str, Any]:
     """metadata.json (run id, git revision, metrics, ...) when the export or archive carries one."""
-    for name in ("metadata.json", "export.json"):
-        if (folder / name).exists():
-            return json.loads((folder / name).read_text())
+    for path in (ExportDir(folder).metadata_path, ExportDir(folder).export_json_path):
+        if path.exists():
+            return json.loads(path.read_text())
     return {}
 
 

@@ -25,6 +25,7 @@ import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
 
+from core.rundir import RunDir
 from trainers.rundir import atomic_write_json, now_iso, read_json
 
 DEFAULT_SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGTERM")
@@ -142,7 +143,7 @@ class Preemption(Callback):
 
     def _record(self, trainer: Trainer, sig: signal.Signals, path: Path, job_id: str | None, requeued: bool,
                 detail: str) -> None:
-        run_json = self.checkpoint_dir.parent / "run.json"
+        run_json = RunDir(self.checkpoint_dir.parent).info_path
         if not run_json.exists():
             return
         info = read_json(run_json)

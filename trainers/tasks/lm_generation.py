@@ -8,7 +8,8 @@ from typing import Any
 import torch
 from lightning.pytorch import LightningModule
 
-TOKENIZER_ARTIFACT = Path("data") / "tokenizer" / "tokenizer.json"  # RUN/data/tokenizer/tokenizer.json
+from core.rundir import RunDir
+
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ def find_tokenizer(module: LightningModule) -> Any | None:
     if isinstance(found, Tokenizer):
         return found
     for candidate in (found, getattr(datamodule, "tokenizer_path", None),
-                      Path(module.trainer.default_root_dir) / TOKENIZER_ARTIFACT):
+                      RunDir(module.trainer.default_root_dir).tokenizer_file):
         if isinstance(candidate, (str, Path)) and Path(candidate).is_file():
             return Tokenizer.from_file(str(candidate))
     return None

@@ -1,11 +1,12 @@
 """model.init_from=RUN_DIR: a Shipyard LM run's weights, consolidated to fp32, for fine-tuning."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from core.rundir import RunDir
 
 
 class InitFromError(ValueError):
@@ -14,17 +15,15 @@ class InitFromError(ValueError):
 
 def run_checkpoint(run_dir: Path) -> Path:
     """The run's best checkpoint (run.json), else its last one."""
-    info_path = run_dir / "run.json"
-    if not info_path.is_file():
-        raise InitFromError(f"model.init_from={run_dir}: no run.json there; give the directory train.py wrote "
-                            "(the one holding run.json and checkpoints/)")
-    info = json.loads(info_path.read_text())
+    run = RunDir(run_dir)
+    if not run.info_path.is_file():
+        raise InitFromError(f"model.init_from={run_dir}: no {run.info_path.name} there; give the directory train.py "
+                            f"wrote (the one holding {run.info_path.name} and {run.checkpoints_dir.name}/)")
     for key in ("best_checkpoint", "last_checkpoint"):
-        if info.get(key):
-            path = run_dir / "checkpoints" / Path(info[key]).name  # the run may have moved since
-            if path.exists():
-                return path
-    last = run_dir / "checkpoints" / "last.ckpt"
+        path = run.recorded_checkpoint(key)  # found inside the run's checkpoints/ if the run has moved since
+        if path is not None and path.exists():
+            return path
+    last = run.last_checkpoint_path
     if last.exists():
         return last
     raise InitFromError(f"model.init_from={run_dir}: the run has no checkpoint (did it finish?)")
@@ -41,7 +40,7 @@ def _load_net_state_dict(path: Path) -> dict[str, torch.Tensor]:
 def load_run_weights(run_dir: str | Path, net: nn.Module) -> dict[str, torch.Tensor]:
     """The run's net weights, checked against `net` (same names and shapes) with an error naming the fix."""
     run_dir = Path(run_dir)
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").is_file() else {}
+    info = RunDir(run_dir).read_info(default={})
     if info.get("task") not in (None, "language_modeling"):
         raise InitFromError(f"model.init_from={run_dir} is a {info['task']} run, not a language_modeling one")
     state = _load_net_state_dict(run_checkpoint(run_dir))
@@ -52,5 +51,5 @@ def load_run_weights(run_dir: str | Path, net: nn.Module) -> dict[str, torch.Ten
         detail = (f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}" if unexpected else
                   f"{shapes[0]}: {tuple(state[shapes[0]].shape)} there, {tuple(own[shapes[0]].shape)} here")
         raise InitFromError(f"model.init_from={run_dir}: its net differs from model.net ({detail}); use the run's "
-                            f"model.net settings (see {run_dir / 'config.yaml'}) and its tokenizer")
+                            f"model.net settings (see {RunDir(run_dir).config_path}) and its tokenizer")
     return state
