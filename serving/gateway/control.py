@@ -1,53 +1,28 @@
-"""Start, reload and stop the gateway's own nginx (own prefix folder, pid file and loopback ports)."""
+"""Start, reload and stop the gateway's own nginx (own prefix folder, pid file and loopback ports) and its token
+keeper; route changes. What nginx reads from the folder is written by files.py."""
 from __future__ import annotations
 
 import fcntl
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from serving.torchserve.client import Endpoints, ServingError, read_keys
-from serving.gateway.config import GatewayConfig, RateLimit, TLSConfig, read_api_keys
-from serving.gateway.render import KEEPER_SECRET, render_nginx, render_secrets
+from serving.gateway.config import GatewayConfig, RateLimit, TLSConfig
+from serving.gateway.files import nginx_bin, run_nginx, self_signed_cert, write_config  # noqa: F401 - re-exported
+from serving.torchserve.client import ServingError
 from serving.torchserve.server_config import free_port
-from trainers.rundir import atomic_write_json, atomic_write_text
+from trainers.rundir import atomic_write_json
 
 STATE_FILE = "gateway.json"   # ports + routes: what reload/route re-render from
-MODE_FILE = "run/upstream_mode"  # direct | keeper (keeper.py switches it around a token renewal)
 REPO = Path(__file__).resolve().parents[2]
-WORKER_USER = "nobody nogroup"
-
-
-def nginx_bin() -> str:
-    """The nginx binary (Debian's nginx-light), or a clear error."""
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if not found:
-        raise ServingError("nginx not found: apt-get install nginx-light (scripts/services.sh up installs it)")
-    return found
-
-
-def self_signed_cert(folder: Path, host: str = "localhost") -> tuple[Path, Path]:
-    """A self-signed certificate for localhost/127.0.0.1 (openssl); key written 0600."""
-    folder.mkdir(parents=True, exist_ok=True)
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    if cert.exists() and key.exists():
-        return cert, key
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
-                    "-keyout", str(key), "-out", str(cert), "-subj", f"/CN={host}",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True, timeout=60)
-    key.chmod(0o600)
-    return cert, key
 
 
 def load_running_config(cfg: GatewayConfig) -> GatewayConfig:
@@ -102,64 +77,10 @@ class Gateway:
             yield
 
     def _write_config(self, state: dict[str, Any], upstream_mode: str | None = None) -> Path:
-        for sub in ("logs", "secrets", "tmp", "run"):
-            (self.dir / sub).mkdir(parents=True, exist_ok=True)
-        (self.dir / "secrets").chmod(0o700)
-        user = WORKER_USER if os.geteuid() == 0 else None
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            tmp = self.dir / "tmp" / kind
-            tmp.mkdir(exist_ok=True)
-            if user:
-                shutil.chown(tmp, "nobody", "nogroup")  # workers run unprivileged and buffer bodies here
-        if self.cfg.tls.self_signed and not self.cfg.tls.cert:
-            cert, key = self_signed_cert(self.dir / "tls")
-        else:
-            cert, key = Path(self.cfg.tls.cert).resolve(), Path(self.cfg.tls.key).resolve()
-            for path in (cert, key):
-                if not path.is_file():
-                    raise ServingError(f"TLS file {path} does not exist (tls.cert / tls.key)")
-        upstream = Endpoints.load(self.cfg.serve_dir).inference
-        try:
-            keys = read_api_keys(self.cfg)
-        except ValueError:
-            if not (self.dir / "secrets" / "api_keys.conf").exists():
-                raise
-            keys = None  # a reload from a shell without the key source keeps the keys nginx already has
-        secrets = render_secrets(keys or {}, read_keys(self.cfg.serve_dir)["inference"])
-        if not (self.dir / "secrets" / KEEPER_SECRET).exists():  # one per gateway folder, kept across reloads
-            secrets[KEEPER_SECRET] = f'proxy_set_header X-Keeper-Secret "{uuid.uuid4().hex}{uuid.uuid4().hex}";\n'
-        for name, text in secrets.items():
-            if keys is None and name == "api_keys.conf":
-                continue
-            path = self.dir / "secrets" / name
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text)
-        mode_file = self.dir / MODE_FILE
-        if upstream_mode is None:
-            upstream_mode = mode_file.read_text().strip() if mode_file.exists() else "direct"
-        atomic_write_text(mode_file, upstream_mode + "\n")
-        conf = render_nginx(self.cfg, state["https_port"], state.get("http_port"), upstream, state["routes"],
-                            cert, key, user, keys=keys or self._held_keys(), upstream_mode=upstream_mode,
-                            keeper_port=state["keeper_port"])
-        path = self.dir / "nginx.conf"
-        atomic_write_text(path, conf)
-        self._nginx("-t", what="config test")  # a bad config never replaces a running one's workers
-        return path
-
-    def _held_keys(self) -> dict[str, str]:
-        """Client → key from the api_keys.conf nginx has (for sizing its hash when the key source is absent)."""
-        path = self.dir / "secrets" / "api_keys.conf"
-        pairs = re.findall(r'"([^"]+)" "([^"]+)";', path.read_text()) if path.exists() else []
-        return {client: key for key, client in pairs}
+        return write_config(self.cfg, state, upstream_mode)
 
     def _nginx(self, *args: str, what: str) -> subprocess.CompletedProcess:
-        cmd = [nginx_bin(), "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"), "-e",
-               str(self.dir / "logs" / "error.log"), *args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-        if proc.returncode != 0:
-            raise ServingError(f"nginx {what} failed: {proc.stderr.strip()[-2000:]}")
-        return proc
+        return run_nginx(self.dir, *args, what=what)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self, routes: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:

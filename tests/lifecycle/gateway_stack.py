@@ -19,7 +19,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from serving.gateway.config import GatewayConfig, RateLimit, TLSConfig
-from serving.gateway.control import Gateway, self_signed_cert
+from serving.gateway.control import Gateway
+from serving.gateway.files import self_signed_cert
 from tests.conftest import REPO
 from tests.serving.servers import running_server
 
