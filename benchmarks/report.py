@@ -35,7 +35,16 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      f"{_f(r['stock']['throughput_rps'])} (stock BaseHandler)", _f(r["ours_over_stock_throughput"]), "report"))
         rows.append((f"req/s, {r['clients']} clients, batched (8)", _f(r["ours_batched"]["throughput_rps"]),
                      f"{_f(r['ours']['throughput_rps'])} (ours unbatched)", _f(r["batched_over_unbatched"]), "≥ 3"))
-        rows.append(("in-process handler ms/request", _f(r["ours"]["handler_ms_in_process"]), "", "", "report"))
+        rows.append(("in-process handler ms/request, batch 8 (vs batch 1)",
+                     _f(r["ours_batched"].get("handler_ms_in_process_batch8")), _f(r["ours"]["handler_ms_in_process"]),
+                     _f(r["ours"]["handler_ms_in_process"] / r["ours_batched"].get("handler_ms_in_process_batch8", 1e9)),
+                     "report"))
+    elif name == "serving_load":
+        o = r["overload"]
+        rows.append((f"ab -k overload through the gateway: {o['status_counts']}", f"p50 {_f(o['p50_ms'])} / p99 "
+                     f"{_f(o['p99_ms'])} ms", f"{_f(r['capacity_rps_8_clients'])} req/s capacity (8 clients)",
+                     f"{_f(o['offered_over_capacity'])}x offered", "0 x 5xx, 0 lost"))
+        rows.append(("overload 5xx / lost", f"{o['5xx']} / {o['lost']}", "", "", "0 / 0"))
     elif name == "scoring":
         rows.append(("scoring records/s", _f(r["scoring_rps"]), f"{_f(r['bare_loop_rps'])} (bare model(x) loop)",
                      _f(r["scoring_over_bare_loop"]), "≥ 0.9"))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("training_overhead", "data_loading", "startup", "serving", "scoring", "lm_data")
+SECTIONS = ("training_overhead", "data_loading", "startup", "serving", "serving_load", "scoring", "lm_data")
 
 
 def _settings(quick: bool) -> dict[str, Any]:
@@ -59,6 +59,12 @@ def _sections(s: dict[str, Any], workdir: Path, only: set[str]) -> dict[str, Cal
         n = s["serving_requests"]
         return serving_compare.bench(export(), sequential=n, total=2 * n)
 
+    def serving_load() -> Any:
+        from benchmarks.serving_load import bench_load
+
+        exp = export()
+        return bench_load(exp.mar, exp.sample_png.read_bytes(), seconds=2.0 if s["serving_requests"] < 100 else 10.0)
+
     def scoring() -> Any:
         from benchmarks.exported import digits_png_folder
         from benchmarks.scoring_bench import bench_scoring
@@ -73,7 +79,7 @@ def _sections(s: dict[str, Any], workdir: Path, only: set[str]) -> dict[str, Cal
         return lm_data_bench.bench(repeats=s["lm_data_repeats"], files=s["lm_data_files"], workdir=workdir)
 
     table = {"training_overhead": training, "data_loading": data, "startup": startup, "serving": serving,
-             "scoring": scoring, "lm_data": lm_data}
+             "serving_load": serving_load, "scoring": scoring, "lm_data": lm_data}
     return {k: v for k, v in table.items() if not only or k in only}
 
 

@@ -61,6 +61,7 @@ def bench(exported: Exported, sequential: int = 200, clients: int = 8, total: in
         finally:
             instance.stop(quiet=True)
     out["ours"]["handler_ms_in_process"] = handler_time_ms(exported.mar, body)
+    out["ours_batched"]["handler_ms_in_process_batch8"] = handler_time_ms(exported.mar, body, batch=8)
     return {
         **out, "clients": clients, "requests": total, "sequential_requests": sequential,
         "ours_over_stock_p50": out["ours"]["p50_ms"] / out["stock"]["p50_ms"],
