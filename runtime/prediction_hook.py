@@ -8,6 +8,7 @@ Prometheus mode in `serving/monitoring/metrics.yaml`.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Any, Sequence
 
 import torch
@@ -49,9 +50,12 @@ class PredictionObserver:
         from ts.metrics.metric_type_enum import MetricTypes
 
         version = self.log.model_version
+        # one counter line per label per batch (the frontend parses every metric line the worker prints);
+        # the confidence histogram needs one observation per prediction
+        for label, n in Counter(str(pred["label"]) for pred in predictions).items():
+            metrics.add_counter("PredictionsPerClass", n, None,
+                                [Dimension("Label", label), Dimension("ModelVersion", version)])
         for pred in predictions:
-            metrics.add_counter("PredictionsPerClass", 1, None,
-                                [Dimension("Label", str(pred["label"])), Dimension("ModelVersion", version)])
             metrics.add_metric("PredictionConfidence", float(pred["probability"]), "ratio", None,
                                [Dimension("ModelVersion", version)], MetricTypes.HISTOGRAM)
 

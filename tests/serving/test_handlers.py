@@ -4,6 +4,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -219,6 +221,20 @@ def test_prediction_hook_sees_each_good_request_once(digits):
     assert [i["index"] for i in inputs] == [0, 2] and [i["request_id"] for i in inputs] == ["req-0", "req-2"]
     assert all(isinstance(i["raw"], Image.Image) for i in inputs)
     assert len(predictions) == 2 and logits.shape == (2, 10)
+
+
+def test_a_batch_prints_one_class_counter_per_label_and_one_confidence_per_prediction(digits, caplog):
+    """The frontend parses every metric line a worker prints: counters are summed per batch, the histogram
+    keeps one observation per prediction."""
+    worker, _, _, pngs = digits
+    with caplog.at_level(logging.INFO, logger="ts.metrics"):
+        _, answers = worker.predict([(pngs[0], "image/png")] * 6 + [(pngs[1], "image/png")] * 2)
+    labels = Counter(a.json["label"] for a in answers)
+    lines = [r.getMessage().removeprefix("[METRICS]") for r in caplog.records]
+    per_class = {line.split("#Label:")[1].split(",")[0]: int(line.split(":")[1].split("|")[0])
+                 for line in lines if line.startswith("PredictionsPerClass.")}
+    assert per_class == dict(labels) and sum(line.startswith("PredictionsPerClass.") for line in lines) == len(labels)
+    assert sum(line.startswith("PredictionConfidence.") for line in lines) == 8
 
 
 def test_archives_serve_without_transformers_lightning_or_project_code(exported_digits, exported_text, text,
