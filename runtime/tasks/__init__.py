@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from . import classification, regression
+from . import classification, language_modeling, regression
 
 DEFAULT_TASK = "classification"  # archives exported before the seam carry no "task"
-# issues 13 and 14 add "language_modeling" and "regression" rows (no discovery)
+# one row per task (no discovery)
 TASKS: dict[str, ModuleType] = {
     "classification": classification,
+    "language_modeling": language_modeling,
     "regression": regression,
 }
 
