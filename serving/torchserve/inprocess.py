@@ -21,7 +21,7 @@ from ts.model_loader import TsModelLoader
 from ts.protocol.otf_message_handler import retrieve_msg
 
 # modules a .mar brings (the entry handler files + the runtime package); each archive's own copies are imported
-ARCHIVE_MODULES = ("image_classifier", "text_classifier", "runtime")
+ARCHIVE_MODULES = ("image_classifier", "text_classifier", "text_generator", "runtime")
 
 
 def _from_archive(name: str) -> bool:

@@ -7,12 +7,18 @@ metadata.json ("task": "language_modeling", "decoder": {...}) and tokenizer.json
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import torch
 
 from trainers.nets.causal_lm import CausalLM
 from trainers.nets.kv_decoder import KVDecoder
+from serving.export.package import HANDLERS_DIR, archive_name, runtime_files
 
 EOS = "<|endoftext|>"
 CORPUS = ["the cat sat on the mat", "a dog ran in the park", "hello world, hello shipyard",
@@ -54,3 +60,20 @@ def model_folder(root: Path, max_seq_len: int = 64) -> Path:
     (root / "metadata.json").write_text(json.dumps({"task": "language_modeling", "model_name": "tiny_lm",
                                                     "version": "1.0", "decoder": decoder.meta}))
     return root
+
+
+def build_lm_mar(folder: Path, out_dir: Path, name: str = "tiny_lm", version: str = "1.0") -> Path:
+    """torch-model-archiver over `model_folder`: the text_generator entry, runtime/, metadata.json, tokenizer.json."""
+    with tempfile.TemporaryDirectory(prefix="lm-mar-") as tmp:
+        extra = Path(tmp) / "extra"
+        for helper in runtime_files():
+            (extra / archive_name(helper)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(helper, extra / archive_name(helper))
+        for file in ("metadata.json", "tokenizer.json"):
+            shutil.copy2(folder / file, extra / file)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        subprocess.run([str(Path(sys.executable).parent / "torch-model-archiver"), "--model-name", name, "--version",
+                        version, "--serialized-file", str(folder / "model.pt"), "--handler",
+                        str(HANDLERS_DIR / "text_generator.py"), "--extra-files", str(extra), "--export-path",
+                        str(out_dir), "-f"], check=True, capture_output=True, env={**os.environ, "TMPDIR": tmp})
+    return out_dir / f"{name}.mar"
