@@ -4,7 +4,7 @@ Every request of a dynamic batch is validated on its own (runtime/lm_io.py): a b
 {"error", "code", "field"} while the rest are generated together (runtime/lm_generate.py: one left-padded
 prefill, one forward per decode step for the whole batch). A request with "stream": true gets a chunk per
 decode step through TorchServe's intermediate responses (HTTP chunked transfer, gRPC StreamPredictions2)
-and its final delta as the response. One class in this file (TorchServe's rule).
+and its final delta as the response: one JSON object per line. One class in this file (TorchServe's rule).
 """
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ class TextGeneratorHandler:
             if finish is not None:
                 finals[n] = (text, tokens)  # the last delta travels as the response itself
             else:
-                pending[streaming[n]] = json.dumps(lm_io.chunk(text, tokens))
+                pending[streaming[n]] = json.dumps(lm_io.chunk(text, tokens)) + "\n"  # JSON lines
 
         pending: dict[int, str] = {}
 
@@ -115,7 +115,7 @@ class TextGeneratorHandler:
         for n, ((idx, req), gen) in enumerate(zip(good, generations)):
             if req.stream:
                 text, tokens = finals.get(n, ("", []))
-                answers[idx] = json.dumps(lm_io.chunk(text, tokens, gen.finish_reason, gen))
+                answers[idx] = json.dumps(lm_io.chunk(text, tokens, gen.finish_reason, gen)) + "\n"
             else:
                 answers[idx] = json.dumps(lm_io.answer(gen))
         for idx in range(len(data)):

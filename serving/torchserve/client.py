@@ -6,9 +6,10 @@ The inference key goes with predictions, the management key with management call
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import requests
 
@@ -154,6 +155,17 @@ class TorchServeClient:
         return self.request("inference", "POST", path, data=body, headers={"Content-Type": content_type},
                             timeout=timeout)
 
+    def predict_stream(self, name: str, body: bytes, *, version: str | None = None,
+                       timeout: float | None = None) -> Iterator[tuple[float, Any]]:
+        """POST a streaming request; yields (arrival time.monotonic(), chunk) per JSON line as it arrives.
+
+        An error answer (4xx) is yielded as its one JSON body."""
+        path = f"predictions/{name}" + (f"/{version}" if version else "")
+        resp = self.request("inference", "POST", path, data=body, headers={"Content-Type": "application/json"},
+                            timeout=timeout, stream=True)
+        with resp:
+            yield from json_lines(resp)
+
     def ping(self) -> requests.Response:
         """GET /ping (with the inference key: token auth covers it too)."""
         return self.request("inference", "GET", "ping")
@@ -164,6 +176,20 @@ class TorchServeClient:
         if resp.status_code != 200:
             raise ServingError(f"GET /metrics → HTTP {resp.status_code}: {_message(resp)}")
         return resp.text
+
+
+def json_lines(resp: requests.Response) -> Iterator[tuple[float, Any]]:
+    """A streamed response's JSON lines, each with its arrival time (HTTP chunks may split or join lines)."""
+    buffer = b""
+    for data in resp.iter_content(chunk_size=None):
+        arrived = time.monotonic()
+        buffer += data
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield arrived, json.loads(line)
+    if buffer.strip():
+        yield time.monotonic(), json.loads(buffer)
 
 
 def _message(resp: requests.Response) -> str:

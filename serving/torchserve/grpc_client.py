@@ -30,6 +30,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Iterator
 
 import grpc
 
@@ -127,6 +128,14 @@ class TorchServeGrpcClient:
         reply = self.inference.Predictions(request, metadata=self._metadata("inference", token),
                                            timeout=self.timeout)
         return reply.prediction
+
+    def stream(self, name: str, inputs: dict[str, bytes], version: str | None = None) -> Iterator[bytes]:
+        """A server-streaming prediction (StreamPredictions): each intermediate response's bytes as it arrives."""
+        request = self.mod.inference_pb2.PredictionsRequest(model_name=name, model_version=version or "",
+                                                            input=inputs)
+        for reply in self.inference.StreamPredictions(request, metadata=self._metadata("inference"),
+                                                      timeout=self.timeout):
+            yield reply.prediction
 
     def ping(self) -> str:
         """TorchServe's health string over gRPC."""

@@ -10,45 +10,7 @@ import torch
 
 from runtime.lm_generate import DecoderShape, SamplingParams, generate
 from serving.torchserve.inprocess import InProcessWorker
-from tests.lm.lm_fixtures import build_lm_mar, model_folder
-
-JSON = "application/json"
-GOOD = {"prompt": "the cat sat", "max_new_tokens": 6, "temperature": 0.0}
-# (name, body bytes, content type, expected status, expected code, expected field)
-MALFORMED = [
-    ("empty prompt", {"prompt": "   "}, 400, "empty_input", "prompt"),
-    ("missing prompt", {"max_new_tokens": 3}, 400, "missing_field", "prompt"),
-    ("prompt not a string", {"prompt": 42}, 400, "wrong_type", "prompt"),
-    ("prompt over the context", {"prompt": "hello world " * 80}, 400, "too_long", "prompt"),
-    ("max_new_tokens over the cap", {"prompt": "hi", "max_new_tokens": 100000}, 400, "bad_value", "max_new_tokens"),
-    ("max_new_tokens zero", {"prompt": "hi", "max_new_tokens": 0}, 400, "bad_value", "max_new_tokens"),
-    ("max_new_tokens a string", {"prompt": "hi", "max_new_tokens": "5"}, 400, "wrong_type", "max_new_tokens"),
-    ("max_new_tokens a float", {"prompt": "hi", "max_new_tokens": 2.5}, 400, "wrong_type", "max_new_tokens"),
-    ("negative temperature", {"prompt": "hi", "temperature": -1}, 400, "bad_value", "temperature"),
-    ("temperature a bool", {"prompt": "hi", "temperature": True}, 400, "wrong_type", "temperature"),
-    ("top_p zero", {"prompt": "hi", "top_p": 0}, 400, "bad_value", "top_p"),
-    ("top_p above one", {"prompt": "hi", "top_p": 1.5}, 400, "bad_value", "top_p"),
-    ("negative top_k", {"prompt": "hi", "top_k": -3}, 400, "bad_value", "top_k"),
-    ("negative seed", {"prompt": "hi", "seed": -1}, 400, "bad_value", "seed"),
-    ("seed a string", {"prompt": "hi", "seed": "abc"}, 400, "wrong_type", "seed"),
-    ("stop not strings", {"prompt": "hi", "stop": [1, 2]}, 400, "wrong_type", "stop"),
-    ("empty stop string", {"prompt": "hi", "stop": [""]}, 400, "bad_value", "stop"),
-    ("too many stop strings", {"prompt": "hi", "stop": list("abcdefg")}, 400, "bad_value", "stop"),
-    ("stream a string", {"prompt": "hi", "stream": "yes"}, 400, "wrong_type", "stream"),
-    ("unknown field", {"prompt": "hi", "max_tokens": 5}, 400, "unknown_field", "max_tokens"),
-    ("a list body", [{"prompt": "hi"}], 400, "wrong_shape", None),
-]
-RAW = [  # bodies TorchServe cannot parse itself
-    ("non-UTF-8", b'{"prompt": "caf\xe9"}', JSON, 400, "bad_encoding", None),
-    ("non-JSON", b"prompt=hello", "application/octet-stream", 400, "bad_json", None),
-    ("truncated JSON", b'{"prompt": "hel', "application/octet-stream", 400, "bad_json", None),
-    ("nested too deep", b'{"prompt": "hi", "stop": ' + b"[" * 50 + b"]" * 50 + b"}", "application/octet-stream",
-     400, "too_deep", None),
-    ("NaN temperature", b'{"prompt": "hi", "temperature": NaN}', "application/octet-stream", 400,
-     "non_finite_number", None),
-    ("empty body", b"", "application/octet-stream", 400, "empty_input", None),
-]
-
+from tests.lm.lm_fixtures import GOOD, MALFORMED, RAW, body, build_lm_mar, model_folder
 
 @pytest.fixture(scope="module")
 def lm(tmp_path_factory):
@@ -62,10 +24,6 @@ def lm(tmp_path_factory):
     meta = json.loads((folder / "metadata.json").read_text())
     return worker, torch.jit.load(str(folder / "model.pt")), Tokenizer.from_file(str(folder / "tokenizer.json")), \
         DecoderShape.from_metadata(meta["decoder"])
-
-
-def body(obj) -> tuple[bytes, str]:
-    return json.dumps(obj).encode(), JSON
 
 
 def test_malformed_requests_inside_a_batch_get_4xx_naming_the_field(lm):
