@@ -1,6 +1,9 @@
-"""A tiny real language model for the runtime's generation tests: byte-level BPE tokenizer + CausalLM + KVDecoder.
+"""A tiny real language model for the runtime's generation tests: byte-level BPE tokenizer + a KV-cache decoder.
 
-No training: the weights are a seeded random init scaled up so that sampling and positions matter. The folder
+`TinyKVDecoder` is a small pure-torch transformer with the KVDecoder contract (docs/LM_CONTRACT: input_ids,
+attention_mask over past + new, past [L, 2, B, H, P, D] → logits, present; positions from the mask); it stands
+in for trainers/nets/kv_decoder.py until that lands, and is scripted for model.pt. No training: the weights
+are a seeded random init scaled up so that sampling and positions matter. The folder
 it writes (`model_folder`) has what an exported archive carries: model.pt (TorchScript KVDecoder),
 metadata.json ("task": "language_modeling", "decoder": {...}) and tokenizer.json.
 """
@@ -15,9 +18,9 @@ import tempfile
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
-from trainers.nets.causal_lm import CausalLM
-from trainers.nets.kv_decoder import KVDecoder
 from serving.export.package import HANDLERS_DIR, archive_name, runtime_files
 
 EOS = "<|endoftext|>"
@@ -80,16 +83,65 @@ def tiny_tokenizer():
     return tok
 
 
-def tiny_decoder(vocab_size: int, arch: str = "llama", seed: int = 0, max_seq_len: int = 64) -> KVDecoder:
-    """KVDecoder over a 2-layer CausalLM with random (scaled) weights; eos id 0."""
-    config = {"llama": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-                        "num_key_value_heads": 2, "tie_word_embeddings": True, "eos_token_id": 0},
-              "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 4, "eos_token_id": 0}}[arch]
-    net = CausalLM(arch, config, vocab_size=vocab_size, max_seq_len=max_seq_len, seed=seed).eval()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.mul_(4.0 if p.ndim > 1 else 1.0)
-    return KVDecoder(net)
+class TinyBlock(nn.Module):
+    """Pre-LayerNorm attention + MLP with a cache slice [2, B, H, P, D] in and out."""
+
+    def __init__(self, heads: int, dim: int) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x: Tensor, allowed: Tensor, past: Tensor) -> tuple[Tensor, Tensor]:
+        """(x, present)."""
+        b, t = x.shape[0], x.shape[1]
+        qkv = self.qkv(self.norm1(x)).view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        k = torch.cat((past[0], qkv[1]), dim=2)
+        v = torch.cat((past[1], qkv[2]), dim=2)
+        out = F.scaled_dot_product_attention(qkv[0], k, v, attn_mask=allowed)
+        x = x + self.proj(out.transpose(1, 2).reshape(b, t, -1))
+        return x + self.mlp(self.norm2(x)), torch.stack((k, v))
+
+
+class TinyKVDecoder(nn.Module):
+    """GPT-style decoder (learned positions, pre-LayerNorm blocks) with a functional KV cache."""
+
+    def __init__(self, vocab_size: int, layers: int = 2, heads: int = 4, dim: int = 32, max_seq_len: int = 64,
+                 eos_token_id: int = 0, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.tokens, self.positions = nn.Embedding(vocab_size, dim), nn.Embedding(max_seq_len, dim)
+        self.blocks = nn.ModuleList([TinyBlock(heads, dim) for _ in range(layers)])
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, vocab_size)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.mul_(4.0 if p.ndim > 1 else 1.0)
+        self.meta = {"num_layers": layers, "num_kv_heads": heads, "head_dim": dim // heads, "vocab_size": vocab_size,
+                     "max_seq_len": max_seq_len, "eos_token_id": eos_token_id, "dtype": "float32"}
+        self.eval()
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, past: Tensor) -> tuple[Tensor, Tensor]:
+        """(logits [B, T, V], present [L, 2, B, H, P+T, D])."""
+        t, s = input_ids.shape[1], attention_mask.shape[1]
+        pos = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, s - t:]
+        keys = torch.arange(s)
+        queries = torch.arange(t) + (s - t)
+        # a query sees real keys at or before it, and always itself (a padded row is never empty)
+        real = (attention_mask > 0)[:, None, None, :]
+        causal = (keys[None, :] <= queries[:, None])[None, None]
+        allowed = (causal & real) | (keys[None, :] == queries[:, None])[None, None]
+        x = self.tokens(input_ids) + self.positions(pos)
+        presents = []
+        for i, block in enumerate(self.blocks):
+            x, kv = block(x, allowed, past[i])
+            presents.append(kv)
+        return self.head(self.norm(x)).float(), torch.stack(presents)
+
+
+def tiny_decoder(vocab_size: int, seed: int = 0, max_seq_len: int = 64) -> TinyKVDecoder:
+    """The tiny decoder with random (scaled) weights; eos id 0."""
+    return TinyKVDecoder(vocab_size, max_seq_len=max_seq_len, seed=seed)
 
 
 def model_folder(root: Path, max_seq_len: int = 64) -> Path:

@@ -1,4 +1,4 @@
-"""runtime/lm_generate.py over a real (eager) KVDecoder: batched = alone = full recompute, seeds independent of the
+"""runtime/lm_generate.py over a real tiny KV-cache decoder (tests/lm/lm_fixtures.py): batched = alone = full recompute, seeds independent of the
 batch, one forward per decode step with finished sequences leaving, stop strings, length, eos and time budgets."""
 from __future__ import annotations
 

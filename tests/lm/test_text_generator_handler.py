@@ -10,7 +10,8 @@ import torch
 
 from runtime.lm_generate import DecoderShape, SamplingParams, generate
 from serving.torchserve.inprocess import InProcessWorker
-from tests.lm.lm_fixtures import GOOD, MALFORMED, RAW, body, build_lm_mar, model_folder
+from tests.lm.lm_fixtures import GOOD, JSON, MALFORMED, RAW, body, build_lm_mar, model_folder
+
 
 @pytest.fixture(scope="module")
 def lm(tmp_path_factory):
