@@ -84,6 +84,7 @@ class _Sequence:
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     sent: int = 0  # characters already streamed
+    unsent: list[int] = field(default_factory=list)  # tokens generated since the last streamed delta
     finish: str | None = None
 
 
@@ -208,8 +209,10 @@ def _advance(seq: _Sequence, token: int, shape: DecoderShape, decode: Callable[[
             seq.finish = FINISH_TIME
     if on_delta is None:
         return
+    if token != shape.eos_token_id:
+        seq.unsent.append(token)
     visible = len(seq.text) if seq.finish else len(seq.text) - _held_back(seq.text, seq.params.stop)
     if visible > seq.sent or seq.finish:
-        delta = seq.text[seq.sent:visible]
-        seq.sent = max(seq.sent, visible)
-        on_delta(seq.index, delta, [] if token == shape.eos_token_id else [token], seq.finish)
+        delta, tokens = seq.text[seq.sent:visible], seq.unsent
+        seq.sent, seq.unsent = max(seq.sent, visible), []
+        on_delta(seq.index, delta, tokens, seq.finish)

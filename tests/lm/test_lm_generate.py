@@ -104,10 +104,17 @@ def test_stop_strings_cut_and_are_never_streamed(lm):
 def test_streamed_deltas_add_up_to_the_answer(lm):
     steps = []
     deltas: dict[int, list[str]] = {0: [], 1: []}
+    tokens: dict[int, list[int]] = {0: [], 1: []}
+
+    def on_delta(i, text, toks, finish):
+        deltas[i].append(text)
+        tokens[i].extend(toks)
+
     gens = run(lm, ["hello", "a dog ran"], [SamplingParams(max_new_tokens=8, temperature=0.0),
                                              SamplingParams(max_new_tokens=4, temperature=0.9, seed=3)],
-               on_delta=lambda i, text, toks, finish: deltas[i].append(text), on_step=lambda: steps.append(1))
+               on_delta=on_delta, on_step=lambda: steps.append(1))
     assert ["".join(deltas[i]) for i in (0, 1)] == [g.text for g in gens]
+    assert [tokens[i] for i in (0, 1)] == [g.tokens for g in gens]
     assert len(steps) == 8
 
 
