@@ -14,20 +14,35 @@ CONTENT_TYPES = {".json": "application/json", ".txt": "text/plain"}
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register predict."""
-    p = subparsers.add_parser("predict", help="predict NAME [--version V] FILE|--text TEXT [key=value ...]")
+    p = subparsers.add_parser("predict", help="predict NAME [--version V] FILE|--text TEXT|--prompt TEXT [--stream] [key=value ...]")
     p.add_argument("name", help="served model name")
     p.add_argument("items", nargs="*", metavar="FILE|KEY=VALUE",
                    help="an input file (image bytes, .json or .txt) and/or conf/serve.yaml overrides")
     p.add_argument("--version", help="pin a version instead of the default one")
     p.add_argument("--text", help="a text input, sent as JSON {\"text\": ...}")
+    p.add_argument("--prompt", help="a language model's prompt, sent as JSON {\"prompt\": ...}")
+    p.add_argument("--max-new-tokens", type=int, help="with --prompt: tokens to generate at most")
+    p.add_argument("--temperature", type=float, help="with --prompt: 0 = greedy")
+    p.add_argument("--seed", type=int, help="with --prompt: the same seed gives the same completion")
+    p.add_argument("--stream", action="store_true", help="with --prompt: print the completion as it is generated")
     p.add_argument("--grpc", action="store_true", help="use TorchServe's gRPC inference API instead of REST")
     p.set_defaults(func=run_predict)
+
+
+def prompt_body(args: argparse.Namespace) -> bytes:
+    """--prompt and its sampling options as the text-generation JSON request."""
+    body = {"prompt": args.prompt, "stream": bool(args.stream)}
+    for key in ("max_new_tokens", "temperature", "seed"):
+        if getattr(args, key) is not None:
+            body[key] = getattr(args, key)
+    return json.dumps(body).encode()
 
 
 def request_body(files: list[str], text: str | None) -> tuple[bytes, str]:
     """The body and content type for exactly one input: a file or --text."""
     if (text is None) == (len(files) != 1):
-        raise ServingError(f"give exactly one input: a FILE or --text (got files {files}, text={text is not None})")
+        raise ServingError(f"give exactly one input: a FILE, --text or --prompt (got files {files}, "
+                           f"text={text is not None})")
     if text is not None:
         return json.dumps({"text": text}).encode(), "application/json"
     path = Path(files[0])
@@ -43,7 +58,16 @@ def run_predict(args: argparse.Namespace) -> int:
     instance = TorchServeInstance(serve_config(args))
     if not instance.is_running():
         raise ServingError(f"no TorchServe running for {instance.dir}: `python -m serving start` first")
-    body, content_type = request_body(files, args.text)
+    if args.prompt is not None:
+        if files or args.text is not None:
+            raise ServingError("--prompt is the one input: drop the FILE / --text")
+        body, content_type = prompt_body(args), "application/json"
+        if args.stream:
+            return _stream(instance, args.name, args.version, body, args.grpc)
+    elif args.stream:
+        raise ServingError("--stream needs --prompt (a language model)")
+    else:
+        body, content_type = request_body(files, args.text)
     if args.grpc:
         return _predict_grpc(instance, args.name, args.version, body)
     resp = instance.client().predict(args.name, body, version=args.version, content_type=content_type)
@@ -81,4 +105,28 @@ def _predict_grpc(instance: TorchServeInstance, name: str, version: str | None, 
         print_json({"status": "refused", "error": answer})
         return 1
     print_json(answer)
+    return 0
+
+
+def _stream(instance: TorchServeInstance, name: str, version: str | None, body: bytes, grpc: bool) -> int:
+    """Print each chunk's text as it arrives, then the final chunk (finish_reason, usage) as JSON."""
+    import sys
+
+    if grpc:
+        from serving.torchserve.grpc_client import TorchServeGrpcClient
+
+        with TorchServeGrpcClient(instance.dir) as client:
+            chunks = [json.loads(part) for part in client.stream(name, {"data": body}, version=version)]
+    else:
+        chunks = (chunk for _, chunk in instance.client().predict_stream(name, body, version=version))
+    last: dict = {}
+    for chunk in chunks:
+        if "error" in chunk:
+            print_json({"status": "refused", "error": chunk})
+            return 1
+        sys.stdout.write(chunk.get("text", ""))
+        sys.stdout.flush()
+        last = chunk
+    sys.stdout.write("\n")
+    print_json({"finish_reason": last.get("finish_reason"), "usage": last.get("usage")})
     return 0

@@ -199,6 +199,8 @@ server {{
         proxy_set_header X-Request-ID $request_id;
         proxy_set_header X-API-Key "";
         proxy_read_timeout {cfg.upstream_timeout}s;
+        # streamed generations ("stream": true) pass each chunk on as it arrives
+        proxy_buffering off;
         # a prediction is a pure function of its body: retrying one whose pooled upstream connection was
         # closed by TorchServe (it closes after error answers) is safe, and avoids a spurious 502
         proxy_next_upstream error timeout non_idempotent;

@@ -116,6 +116,21 @@ def test_same_seed_same_answer_whatever_the_batch(server):
     assert answers[-1].json() == alone
 
 
+def test_cli_predict_prompt_stream(server):
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "serving", "predict", NAME, "--prompt", "hello", "--max-new-tokens", "6",
+            "--temperature", "0", f"root={server.dir.parent}", f"instance={server.dir.name}"]
+    env = {**__import__("os").environ, "PYTHONPATH": str(REPO)}
+    whole = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    streamed = subprocess.run([*args, "--stream"], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert whole.returncode == 0 and streamed.returncode == 0, whole.stderr + streamed.stderr
+    answer = json.loads(whole.stdout)
+    text, summary = streamed.stdout.rsplit("\n{", 1)
+    assert text == answer["text"] and json.loads("{" + summary)["usage"] == answer["usage"]
+
+
 def test_workers_run_the_archive_without_the_repository(server):
     (model,) = server.client().management("GET", f"models/{NAME}")
     worker = psutil.Process(model["workers"][0]["pid"])
