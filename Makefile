@@ -28,8 +28,12 @@ services-down:
 lint-imports: env  ## the dependency rule (pyproject.toml contracts): imports point down only
 	$(LINT_IMPORTS)
 
+# two xdist workers: most tests wait on a subprocess (train.py, TorchServe, Slurm), so one worker leaves a core idle;
+# tests are grouped per folder (tests/conftest.py) so shared fixtures are built once per worker
+TEST_WORKERS ?= -n 2 --dist loadgroup
+
 test: env services  ## the whole suite, slow tests included (CI runs exactly this)
-	@set -o pipefail; status=0; $(LINT_IMPORTS) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q $(PYTEST_ARGS) || status=$$?; bash scripts/services.sh down; exit $$status
+	@set -o pipefail; status=0; $(LINT_IMPORTS) && OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(PY) -m pytest -q $(TEST_WORKERS) $(PYTEST_ARGS) || status=$$?; bash scripts/services.sh down; exit $$status
 
 test-fast: env  ## the suite without slow tests and without services
 	$(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
