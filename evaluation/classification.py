@@ -1,6 +1,7 @@
 """Classification metrics: per-class P/R/F1/support, averages, confusion matrices, one-vs-rest ROC/PR AUC."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from core.figures import new_figure, save_png
+from core.figures import Figure, new_figure, save_png
 
 
 def _ovr_auc(y_true: np.ndarray, probs: np.ndarray, k: int, score: Any) -> float | None:
@@ -44,16 +45,39 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, probs: np.nda
     return out
 
 
+def _tick_label(label: str, width: int = 14) -> str:
+    """A class name wrapped onto lines of at most `width` characters (long names stay readable)."""
+    return "\n".join(textwrap.wrap(str(label), width)) or str(label)
+
+
+def confusion_figure(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]) -> Figure:
+    """The count matrix and the row-normalised (recall) matrix side by side, sized by the class count.
+
+    Beyond a few classes (or with long names) the predicted-class names on the x axis stand vertical, long
+    names wrapped, so that neighbouring tick labels never overlap.
+    """
+    n = len(labels)
+    names = [_tick_label(label) for label in labels]
+    longest = max((len(line) for name in names for line in name.splitlines()), default=1)
+    size = max(4.5, 0.5 * n + 0.09 * longest + 2.5)  # cells + room for the (rotated) names
+    fig, axes = new_figure(2 * size, size, 1, 2)
+    rotate = n > 5 or longest > 8
+    for ax, normalize, title in ((axes[0], None, "counts"), (axes[1], "true", "row-normalised (recall)")):
+        ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=list(range(n)), display_labels=names,
+                                                normalize=normalize, ax=ax, colorbar=False,
+                                                values_format="d" if normalize is None else ".2f",
+                                                xticks_rotation="vertical" if rotate else "horizontal")
+        if n > 12:  # cell values would crowd the names; keep them legible
+            for text in ax.texts:
+                text.set_fontsize(max(5, 9 - n // 8))
+        ax.set_title(f"Confusion matrix, {title}")
+    fig.tight_layout()
+    return fig
+
+
 def plot_confusion_matrices(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str], path: Path) -> Path:
     """One PNG with the count matrix and the row-normalised (recall) matrix side by side."""
-    size = max(4.5, 0.45 * len(labels) + 2.5)
-    fig, axes = new_figure(2 * size, size, 1, 2)
-    for ax, normalize, title in ((axes[0], None, "counts"), (axes[1], "true", "row-normalised (recall)")):
-        ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=list(range(len(labels))), display_labels=labels,
-                                                normalize=normalize, ax=ax, colorbar=False,
-                                                values_format="d" if normalize is None else ".2f")
-        ax.set_title(f"Confusion matrix, {title}")
-    return save_png(fig, path)
+    return save_png(confusion_figure(y_true, y_pred, labels), path)
 
 
 def plot_roc_pr(y_true: np.ndarray, probs: np.ndarray, labels: list[str], path: Path) -> Path:

@@ -57,7 +57,7 @@ class ConformalConfig:
 @dataclass
 class SuccessConfig:
     metric: str = "test/acc"
-    threshold: float = 0.9
+    threshold: Optional[float] = None  # None: no verdict unless the run's config (its experiment) sets one
     mode: str = "max"
 
 

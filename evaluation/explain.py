@@ -81,8 +81,9 @@ def _tokens(data: "EvaluationData", ids: torch.Tensor) -> list[str]:
 
 
 def _top_tokens(tokens: list[str], scores: np.ndarray, mask: np.ndarray, special: set[str], k: int) -> list[list]:
-    pairs = [(t, float(s)) for t, s, m in zip(tokens, scores, mask) if m and t not in special]
-    return [[t, round(s, 5)] for t, s in sorted(pairs, key=lambda p: -p[1])[:k]]
+    """The k positions of largest |attribution| as [token, score, position]: sign kept, repeated tokens apart."""
+    triples = [(t, float(s), pos) for pos, (t, s, m) in enumerate(zip(tokens, scores, mask)) if m and t not in special]
+    return [[t, round(s, 5), pos] for t, s, pos in sorted(triples, key=lambda p: -abs(p[1]))[:k]]
 
 
 def explain_texts(data: "EvaluationData", indices: list[int], cfg: Any, out_dir: Path) -> dict[str, Any]:
@@ -122,17 +123,30 @@ def explain_texts(data: "EvaluationData", indices: list[int], cfg: Any, out_dir:
             "ig_steps": cfg.ig_steps, "shap_samples": cfg.shap_samples, "figures": {"attributions": path.name}}
 
 
-def _plot_token_attributions(samples: list[dict[str, Any]], out_dir: Path) -> Path:
+POSITIVE, NEGATIVE = "tab:green", "tab:red"  # evidence for / against the predicted class
+
+
+def token_attribution_figure(samples: list[dict[str, Any]]) -> Any:
+    """Per sample and method, one bar per token position (repeated tokens apart), coloured by the sign."""
     fig, axes = new_figure(10, 2.2 * len(samples), len(samples), 2)
     axes = np.atleast_2d(axes)
     for row, sample in enumerate(samples):
         for col, key in enumerate(("integrated_gradients", "kernel_shap")):
             ax = axes[row, col]
-            pairs = sample[key][::-1]
-            ax.barh([p[0] for p in pairs], [p[1] for p in pairs], color="tab:green")
+            entries = sample[key][::-1]  # largest |attribution| on top
+            scores = [e[1] for e in entries]
+            # numeric bar positions: a categorical axis would merge two positions of the same token
+            ax.barh(range(len(entries)), scores, color=[POSITIVE if v >= 0 else NEGATIVE for v in scores])
+            ax.set_yticks(range(len(entries)),
+                          [f"{e[0]} @{e[2]}" if len(e) > 2 else str(e[0]) for e in entries])
+            ax.axvline(0.0, color="black", linewidth=0.6)
             ax.set_title(f"{key.replace('_', ' ')}: true {sample['true']} / pred {sample['pred']}", fontsize=8)
             ax.tick_params(labelsize=7)
-    return save_png(fig, out_dir / "explanations.png")
+    return fig
+
+
+def _plot_token_attributions(samples: list[dict[str, Any]], out_dir: Path) -> Path:
+    return save_png(token_attribution_figure(samples), out_dir / "explanations.png")
 
 
 def explain(data: "EvaluationData", cfg: Any, out_dir: Path) -> dict[str, Any]:

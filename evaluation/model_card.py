@@ -178,7 +178,7 @@ def _metrics(run: _Run) -> str:
                       f"over it: {_fmt((base.get('margin') or {}).get(base.get('metric', 'accuracy')))} "
                       f"({base.get('metric', 'accuracy')})."]
     success = run.section("success")
-    if success:
+    if success and success.get("threshold") is not None:
         lines += ["", f"Success criterion: {success.get('metric')} {'≥' if success.get('greater_is_better', True) else '≤'} "
                       f"{success.get('threshold')} → value {_fmt(success.get('value'))}: **{success.get('verdict')}**"]
     cv = run.cv

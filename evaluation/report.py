@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from core.rundir import DATA_REPORT_JSON, REPORT_JSON, REPORT_MD, RunDir
 from evaluation.model_card import write_model_card
 from evaluation.report_md import render_markdown
-from evaluation.success import verdict
+from evaluation.success import NOT_SET, run_success, verdict
 from evaluation.tasks import evaluation_for
 from trainers.rundir import atomic_write_json, atomic_write_text, now_iso
 from trainers.tasks import run_task
@@ -53,8 +53,8 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
     }
     report.update(sections.sections(data, cfg, out_dir, lambda name, fn, *args: _timed(timings, name, fn, *args)))
     report["data_checks"] = _data_checks(run_dir)
-    success = (cfg.success.metric, cfg.success.threshold, cfg.success.mode)
-    if cfg.success.metric == "test/acc" and hasattr(sections, "DEFAULT_SUCCESS"):
+    success = run_success(cfg.success, data.cfg)
+    if success[0] == "test/acc" and hasattr(sections, "DEFAULT_SUCCESS"):
         success = sections.DEFAULT_SUCCESS  # the classification default names no metric of this task
     report["success"] = verdict(report, *success)
     report["card"] = OmegaConf.to_container(cfg.card, resolve=True)
@@ -71,5 +71,8 @@ def summary_line(report: dict[str, Any]) -> str:
     """One line for logs: the task's headline numbers (evaluation/tasks/), then the verdict."""
     parts = evaluation_for(report.get("task", "classification")).summary(report)
     s = report["success"]
-    parts.append(f"{s['metric']}={s['value']:.4f} vs {s['threshold']} → {s['verdict']}")
+    if s["verdict"] == NOT_SET:
+        parts.append(f"{s['metric']}={s['value']:.4f} (no success.threshold set: nothing judged)")
+    else:
+        parts.append(f"{s['metric']}={s['value']:.4f} vs {s['threshold']} → {s['verdict']}")
     return "; ".join(parts)

@@ -34,6 +34,7 @@ def render_markdown(r: dict[str, Any], body: list[str]) -> str:
     s = r["success"]
     head = [f"# Evaluation report: {r['experiment']}", "", f"- run: `{r['run_dir']}`", f"- checkpoint: `{r['checkpoint']}`",
             f"- created: {r['created']}", "",
-            f"**Verdict: {s['verdict']}** — {s['metric']} = {fmt(s['value'])} "
-            f"({'≥' if s['mode'] == 'max' else '≤'} {s['threshold']} required)", ""]
+            (f"**Verdict: {s['verdict']}** — {s['metric']} = {fmt(s['value'])} "
+             f"({'≥' if s['mode'] == 'max' else '≤'} {s['threshold']} required)" if s["threshold"] is not None else
+             f"**No success criterion** — {s['metric']} = {fmt(s['value'])} (set `success.threshold` to judge)"), ""]
     return "\n".join(head + body + _data_checks(r)) + "\n"

@@ -37,14 +37,29 @@ def flat_metrics(report: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def verdict(report: dict[str, Any], metric: str, threshold: float, mode: str = "max") -> dict[str, Any]:
-    """PASS when the metric is >= threshold (mode max) or <= threshold (mode min)."""
+NOT_SET = "NOT SET"  # no threshold configured: the metric is reported, nothing is judged (exit 0)
+
+
+def verdict(report: dict[str, Any], metric: str, threshold: float | None, mode: str = "max") -> dict[str, Any]:
+    """PASS when the metric is >= threshold (mode max) or <= threshold (mode min); NOT SET without a threshold."""
     if mode not in ("max", "min"):
         raise ValueError(f"success.mode={mode!r}: use max (higher is better) or min")
     metrics = flat_metrics(report)
     if metric not in metrics:
         raise KeyError(f"success.metric={metric!r} is not in the report; available: {sorted(metrics)}")
     value = metrics[metric]
-    passed = value >= threshold if mode == "max" else value <= threshold
+    if threshold is None:
+        result = NOT_SET
+    else:
+        result = "PASS" if (value >= threshold if mode == "max" else value <= threshold) else "FAIL"
     return {"metric": metric, "threshold": threshold, "mode": mode, "greater_is_better": mode == "max",
-            "value": value, "verdict": "PASS" if passed else "FAIL"}
+            "value": value, "verdict": result}
+
+
+def run_success(evaluate_success: Any, run_cfg: Any) -> tuple[str, float | None, str]:
+    """(metric, threshold, mode): evaluate.py's own when it sets a threshold, else the run's experiment's `success`."""
+    chosen = evaluate_success
+    from_run = run_cfg.get("success") if run_cfg is not None else None
+    if evaluate_success.get("threshold") is None and from_run and from_run.get("threshold") is not None:
+        chosen = from_run
+    return (chosen.get("metric", "test/acc"), chosen.get("threshold"), chosen.get("mode", "max"))

@@ -15,7 +15,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainers.checkpoint_io import AtomicCheckpointIO
 from trainers.config_check import ConfigError, check_targets, check_top_level
+from trainers.console import tidy_lightning_logging
 from trainers.cost import process_wall_seconds, record_attempt_cost
+from trainers.hparams import log_hparams
 from trainers.strategy_check import check_strategy
 from trainers.tasks.base import TaskModule
 from trainers.resolvers import REPO_ROOT, RUN_ID_ENV, process_rank
@@ -29,7 +31,7 @@ TOP_LEVEL_SCHEMA: dict[str, tuple[type, ...]] = {
     "resume": (str, type(None)), "overwrite": (bool,), "test_after_fit": (bool,),
     "datamodule": (), "model": (), "trainer": (), "strategy": (), "callbacks": (), "logger": (), "paths": (),
     "evaluate": (bool,), "cv": (),
-    "launcher": (), "slurm": (), "optimized_metric": (str, type(None)), "cost": (),
+    "launcher": (), "slurm": (), "optimized_metric": (str, type(None)), "cost": (), "success": (),
 }
 
 
@@ -147,6 +149,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 def _train(cfg: DictConfig) -> dict[str, Any]:
     check_config(cfg)
+    tidy_lightning_logging()  # each INFO line once (Hydra's handlers), no litlogger tip
     seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.run_dir)
     absolute_data_paths(cfg)
@@ -199,6 +202,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         callback = _checkpoint_callback(trainer)
         run = RunDir(run_dir)
         run.write_metrics(metrics)
+        log_hparams(trainer, cfg, metrics)
         run.update_info(
             end_time=now_iso(),
             fit_wall_seconds=round(wall, 2),

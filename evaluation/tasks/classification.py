@@ -159,8 +159,8 @@ def _md_explanations(r: dict[str, Any]) -> list[str]:
     out = ["## Explanations", "", f"Methods: {', '.join(e['method'])} (IG steps {e['ig_steps']}, "
            f"KernelShap samples {e['shap_samples']}).", ""]
     if isinstance(e["samples"], list):
-        rows = [[s["item_id"], s["true"], s["pred"], ", ".join(t for t, _ in s["integrated_gradients"]),
-                 ", ".join(t for t, _ in s["kernel_shap"])] for s in e["samples"]]
+        rows = [[s["item_id"], s["true"], s["pred"], ", ".join(t for t, *_ in s["integrated_gradients"]),
+                 ", ".join(t for t, *_ in s["kernel_shap"])] for s in e["samples"]]
         out += table(["item", "true", "pred", "top tokens (IG)", "top tokens (KernelShap)"], rows)
     out += ["![attributions](explanations.png)", ""]
     return out

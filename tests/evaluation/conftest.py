@@ -10,6 +10,8 @@ from PIL import Image
 
 from tests.conftest import run_entry
 
+CONSOLE_TXT = "console.txt"  # beside the digits_run fixture's output root's experiment folder
+
 
 def assert_valid_png(path: Path) -> None:
     """PIL opens it, it has pixels, and they are not all one colour."""
@@ -31,8 +33,10 @@ def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """digits_cnn trained briefly by train.py with evaluate=true (the after-training evaluation path)."""
     root = tmp_path_factory.mktemp("eval_digits")
     proc = run_entry("train.py", "+experiment=digits_cnn", f"paths.output_root={root}", "run_id=tiny",
-                     "trainer.max_epochs=2", "callbacks.progress_bar=null", "evaluate=true")
+                     "trainer.max_epochs=2", "evaluate=true")
     assert "evaluation: test acc" in proc.stdout, proc.stdout[-3000:]
+    # what a user saw (tests/evaluation/test_readable_output.py reads it): stdout, then stderr
+    (root / CONSOLE_TXT).write_text(proc.stdout + "\n" + proc.stderr)
     return root / "digits_cnn" / "tiny"
 
 

@@ -79,7 +79,7 @@ def test_evaluate_text_run(text_run: Path, check_png) -> None:
     assert report["kind"] == "text" and report["baselines"]["features"].startswith("TF-IDF")
     sample = report["explanations"]["samples"][0]
     assert sample["integrated_gradients"] and sample["kernel_shap"]
-    assert all(token not in ("[CLS]", "[SEP]", "[PAD]") for token, _ in sample["integrated_gradients"])
+    assert all(token not in ("[CLS]", "[SEP]", "[PAD]") for token, *_ in sample["integrated_gradients"])
     assert set(report["fairness"]["groups"]) == {"account", "billing", "shipping", "technical"}
 
 
