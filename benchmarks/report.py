@@ -15,6 +15,12 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         for exp, v in r.items():
             rows.append((f"train steps/s: {exp}", _f(v["shipyard_steps_per_s"]), f"{_f(v['plain_steps_per_s'])} (plain loop)",
                          _f(v["ratio"]), "≥ 0.97"))
+            if "bare_lightning_steps_per_s" in v:
+                rows.append((f"train steps/s vs bare Lightning: {exp}", _f(v["shipyard_steps_per_s"]),
+                             f"{_f(v['bare_lightning_steps_per_s'])} (bare Trainer)", _f(v["ratio_vs_bare_lightning"]),
+                             "≥ 0.97"))
+                rows.append((f"Shipyard's own ms/step above bare Lightning: {exp}", _f(v["overhead_ms_per_step"]),
+                             "0 (bare Trainer)", "-", "≤ 0.3 ms"))
     elif name == "data_loading":
         for exp, v in r.items():
             rows.append((f"loader samples/s: {exp} ({v['datamodule']}, workers={v['num_workers']})",

@@ -18,7 +18,8 @@ def test_training_overhead_measures_both_paths(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setitem(training_overhead.STEPS, "digits_cnn", (2, 4))
     ours = training_overhead.ours_steps_per_s("digits_cnn", tmp_path, "smoke")
     plain = training_overhead.plain_steps_per_s("digits_cnn", tmp_path)
-    assert ours > 0 and plain > 0
+    bare = training_overhead.bare_lightning_steps_per_s("digits_cnn", tmp_path, "bare_smoke")
+    assert ours > 0 and plain > 0 and bare > 0
     timer = json.loads((tmp_path / "timer_smoke.json").read_text())
     assert timer["steps"] == 4 and timer["seconds"] > 0
 

@@ -24,7 +24,8 @@ def reseed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.default_generator.manual_seed(seed)
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    # is_initialized() alone: it implies available, and is_available() asks the driver (~0.8 ms a step on CPU)
+    if torch.cuda.is_initialized():
         for generator in torch.cuda.default_generators:
             generator.manual_seed(seed)
 
