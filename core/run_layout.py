@@ -40,3 +40,4 @@ INDEX_TO_NAME = "index_to_name.json"  # export/ and the .mar: class index -> lab
 EXPORT_TOKENIZER_DIR = "tokenizer"    # export/tokenizer (text runs): what the .mar carries
 MONITORING_DIR = "monitoring"
 TB_DIR = "tb"
+CONFIG_HISTORY_DIR = "config_history"  # NN-config.yaml + NN-changes.json before each resume that changed keys

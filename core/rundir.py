@@ -10,6 +10,7 @@
                    tokenizer/  archives/<version>/<name>.mar  (the export/ files are the .mar's model-dir files)
       monitoring/  reference_<split>.json
       tb/          TensorBoard events
+      config_history/  NN-config.yaml + NN-changes.json: the config before each resume that changed keys
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from core.run_layout import (  # noqa: F401  (re-exported: core's callers import
     BAD_RECORDS, TABULAR_ROLES, TOKENS_INFO, TOKENIZER_DIR, TOKENIZER_FILE, CHECKPOINT_DIR, LAST_CHECKPOINT, COMPLETE_MARKER, REPORT_DIR, REPORT_JSON,
     REPORT_MD, EVALUATION_ERROR, CV_SUMMARY_JSON, CV_SUMMARY_MD, DATA_CHECKS_DIR, DATA_REPORT_JSON, DATA_REPORT_MD,
     EXPORT_DIR, EXPORT_JSON, ARCHIVES_DIR, SCRIPTED_MODEL, EXPORTED_PROGRAM, METADATA, INDEX_TO_NAME,
-    EXPORT_TOKENIZER_DIR, MONITORING_DIR, TB_DIR,
+    EXPORT_TOKENIZER_DIR, MONITORING_DIR, TB_DIR, CONFIG_HISTORY_DIR,
 )
 
 
@@ -249,6 +250,18 @@ class RunDir:
 
             cfg = OmegaConf.to_yaml(cfg, resolve=True)
         return atomic_write_text(self.config_path, cfg)
+
+    @property
+    def config_history_dir(self) -> Path:
+        """RUN_DIR/config_history: earlier config.yaml files and the keys each resume changed."""
+        return self.path / CONFIG_HISTORY_DIR
+
+    def replace_config(self, cfg: Any, changes: dict[str, Any]) -> Path:
+        """A resume changed keys: keep config.yaml as config_history/NN-config.yaml (+ NN-changes.json), write cfg."""
+        n = len(list(self.config_history_dir.glob("*-config.yaml"))) if self.config_history_dir.is_dir() else 0
+        atomic_write_text(self.config_history_dir / f"{n:02d}-config.yaml", self.config_path.read_text())
+        atomic_write_json(self.config_history_dir / f"{n:02d}-changes.json", changes)
+        return self.write_config(cfg)
 
     def read_info(self, default: Any = None) -> dict[str, Any]:
         """run.json (a RunDirError naming it when it is missing, unless a default is given)."""

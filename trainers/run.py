@@ -21,6 +21,7 @@ from trainers.hparams import log_hparams
 from trainers.strategy_check import check_strategy
 from trainers.tasks.base import TaskModule
 from trainers.resolvers import REPO_ROOT, RUN_ID_ENV, process_rank
+from trainers.resume_changes import RebuildSchedule, check_resume_changes, horizon_changed
 from trainers.run_claim import claim_run_dir
 from trainers.slurm import check_job_environment, requeue_resume_mode, slurm_attempt_info
 from core.rundir import RunDir
@@ -86,13 +87,16 @@ def remove_stale_temps(run_dir: Path) -> list[Path]:
 
 
 def write_run_start(run_dir: Path, cfg: DictConfig, datamodule: Any, resumed_from: Path | None,
-                    task: type[TaskModule]) -> dict[str, Any]:
-    """Rank 0: the resolved config (once), data artifacts, run.json with provenance."""
+                    task: type[TaskModule], changes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Rank 0: the resolved config (once; replaced, with history, when a resume changed keys), data artifacts, run.json."""
     run_dir.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(run_dir)
     run = RunDir(run_dir)
     if not run.config_path.exists():
         run.write_config(cfg)
+    elif changes:
+        run.replace_config(cfg, {"time": now_iso(), "resumed_from": str(resumed_from),
+                                 "changes": {k: {"old": old, "new": new} for k, (old, new) in changes.items()}})
     for rel, data in datamodule.artifacts().items():
         run.write_json(rel, data)
     info = run.read_info() if run.info_path.exists() else {
@@ -163,21 +167,26 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         cfg.model.update(task.model_config(datamodule))
         if hasattr(datamodule, "net_config"):  # sizes fitted on the data (tabular: input widths, vocabularies)
             cfg.model.net.update(datamodule.net_config())
+    resume_from = resolve_resume_checkpoint(run_dir, cfg.ckpt_path, requeue_resume_mode(cfg.resume))
+    resuming_own = resume_from is not None and RunDir(run_dir).is_run()
+    changes = check_resume_changes(RunDir(run_dir).read_config(), cfg) if resuming_own else {}
     model = instantiate(cfg.model)
+    callbacks = build_callbacks(cfg)
+    if horizon_changed(changes):  # e.g. max_epochs 2 → 3: the restored scheduler would keep its old horizon
+        callbacks.append(RebuildSchedule())
     trainer: Trainer = instantiate(
         cfg.trainer,
         strategy=instantiate(cfg.strategy),
-        callbacks=build_callbacks(cfg),
+        callbacks=callbacks,
         logger=build_loggers(cfg) or False,
         plugins=[AtomicCheckpointIO()],
     )
-    resume_from = resolve_resume_checkpoint(run_dir, cfg.ckpt_path, requeue_resume_mode(cfg.resume))
     if trainer.is_global_zero:
         # once per run, before fit (never in datamodule.setup: rebuilding a datamodule must not re-run them)
         from datamodules.checks.setup import run_checks_before_fit
 
         run_checks_before_fit(datamodule, cfg.datamodule.get("data_checks"))
-        write_run_start(run_dir, cfg, datamodule, resume_from, task)
+        write_run_start(run_dir, cfg, datamodule, resume_from, task, changes)
         rank_zero_info(f"run directory: {run_dir}" + (f" (resuming from {resume_from})" if resume_from else ""))
         if resume_from is None and requeue_resume_mode(cfg.resume) == "auto":
             rank_zero_info(f"resume=auto: no complete checkpoint in {RunDir(run_dir).checkpoints_dir}: starting from scratch")
