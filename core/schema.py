@@ -64,8 +64,9 @@ def accepted_types(annotation: Any) -> tuple[type, ...] | None:
         return (annotation,)
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
-        parts = list(typing.get_args(annotation))
-        if all(p in (*SCALARS, type(None)) for p in parts):
+        # a Tensor alternative (torch.optim's `lr: float | Tensor`) cannot come from YAML: judge the scalars
+        parts = [p for p in typing.get_args(annotation) if getattr(p, "__name__", "") != "Tensor"]
+        if parts and all(p in (*SCALARS, type(None)) for p in parts):
             return tuple(parts)
     return None
 

@@ -11,7 +11,7 @@ from trainers.run import check_config
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_passes_the_schema(experiment, tmp_path):
-    extra = ["datamodule.root=/tmp/any"] if experiment == "imagefolder_cnn" else []
+    extra = [f"datamodule.root={tmp_path}"] if experiment == "imagefolder_cnn" else []  # a folder that exists
     if experiment == "lm_llama_350m":  # the GPU configuration: this machine has none
         extra = ["trainer.accelerator=cpu"]
     cfg = compose_train([f"+experiment={experiment}", *extra], tmp_path)

@@ -5,7 +5,9 @@ so `trainer.max_epoch=3` fails with "did you mean max_epochs" instead of a TypeE
 """
 from __future__ import annotations
 
+import collections.abc
 import inspect
+import types
 import typing
 from typing import Any, Iterator
 
@@ -62,6 +64,28 @@ def _known_params(target: Any) -> tuple[dict[str, inspect.Parameter], bool] | No
     return params, True
 
 
+def _resolved_hint(target: Any, key: str) -> Any:
+    """The annotation of `key` as a type, from the __init__ (up the MRO) that declares it; None if unresolvable."""
+    owners = [c.__init__ for c in inspect.getmro(target) if "__init__" in c.__dict__] if inspect.isclass(target) else [target]
+    for owner in owners:
+        try:
+            hints = typing.get_type_hints(owner)
+        except Exception:  # noqa: BLE001 - unresolvable hints are not checked
+            continue
+        if key in hints:
+            return hints[key]
+    return None
+
+
+def _is_sequence(annotation: Any) -> bool:
+    """Sequence[...] / list[...] / tuple[...] (optionally | None): YAML must give a list, not a scalar."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        parts = [p for p in typing.get_args(annotation) if p is not type(None)]
+        return len(parts) == 1 and _is_sequence(parts[0])
+    return origin in (list, tuple, collections.abc.Sequence)
+
+
 def check_targets(cfg: DictConfig) -> None:
     """Check every `_target_` node's keys (and simple scalar types) against the target's signature."""
     problems: list[str] = []
@@ -87,15 +111,17 @@ def check_targets(cfg: DictConfig) -> None:
                 continue
             annotation = params[key].annotation
             if isinstance(annotation, str):
-                try:
-                    owner = target.__init__ if inspect.isclass(target) else target
-                    annotation = typing.get_type_hints(owner).get(key)
-                except Exception:  # noqa: BLE001 - unresolvable hints are not checked
-                    annotation = None
-            accepted = _accepted_types(annotation)
-            if accepted is None or OmegaConf.is_interpolation(node, key) or OmegaConf.is_missing(node, key):
+                annotation = _resolved_hint(target, key)
+            if OmegaConf.is_interpolation(node, key) or OmegaConf.is_missing(node, key):
                 continue
             value = node[key]
+            if value is not None and _is_sequence(annotation) and not isinstance(value, (ListConfig, list, tuple)):
+                problems.append(f"'{path}.{key}' must be a list, got {value!r} ({type(value).__name__}): "
+                                f"e.g. {path.rpartition('.')[2] or path}.{key}=[{value},{value}]")
+                continue
+            accepted = _accepted_types(annotation)
+            if accepted is None:
+                continue
             if not _type_ok(value, accepted):
                 problems.append(f"'{path}.{key}' must be {type_names(accepted)}, got {value!r} ({type(value).__name__})")
     raise_problems(problems)

@@ -25,6 +25,7 @@ from trainers.resume_changes import RebuildSchedule, check_resume_changes, horiz
 from trainers.run_claim import claim_run_dir
 from trainers.slurm import check_job_environment, requeue_resume_mode, slurm_attempt_info
 from core.rundir import RunDir
+from core.schema import raise_problems
 from trainers.rundir import git_revision, now_iso, package_versions, resolve_resume_checkpoint
 
 TOP_LEVEL_SCHEMA: dict[str, tuple[type, ...]] = {
@@ -40,6 +41,7 @@ def check_config(cfg: DictConfig) -> None:
     """Everything that can be known wrong before any work: keys, types, targets."""
     check_top_level(cfg, TOP_LEVEL_SCHEMA)
     check_targets(cfg)
+    check_data_paths(cfg)
     task_module_class(cfg)  # the model names a task: run.json records it, later layers look it up
     check_job_environment(cfg.trainer.get("devices"), cfg.trainer.get("num_nodes"))  # no-op outside Slurm
     check_strategy(cfg)  # strategy x devices x nodes x precision combinations that cannot run
@@ -65,6 +67,19 @@ def task_module_class(cfg: DictConfig) -> type[TaskModule]:
 
 
 DATA_PATH_KEYS = ("train_file", "test_file", "val_file", "root", "data_dir")  # datamodule.corpus is a name (stdlib)
+
+
+def check_data_paths(cfg: DictConfig) -> None:
+    """A required datamodule key left unset, or a data file/folder that does not exist: a ConfigError now."""
+    problems = []
+    for key in cfg.datamodule.keys():
+        if OmegaConf.is_missing(cfg.datamodule, key):
+            problems.append(f"'datamodule.{key}' is required: pass datamodule.{key}=...")
+    for key in DATA_PATH_KEYS:
+        value = None if key not in cfg.datamodule or OmegaConf.is_missing(cfg.datamodule, key) else cfg.datamodule[key]
+        if isinstance(value, str) and value and "://" not in value and not Path(value).exists():
+            problems.append(f"datamodule.{key}={value} does not exist (relative paths are from {Path.cwd()})")
+    raise_problems(problems)
 
 
 def absolute_data_paths(cfg: DictConfig) -> None:
