@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from serving.scoring.config import Chunk, ScoreOptions, plan_batches, plan_chunks, resolve_shard, select_shard
+from serving.scoring.lock import acquire_shard_lock
 from serving.scoring.inputs import Collate, RecordDataset, RecordTable, make_loader, read_records
 from serving.scoring.model import ScoringModel, batch_builder, item_preparer, load_model, predictions
 from serving.scoring.writer import (check_format, chunk_status, encode_rows, ensure_plan, finalize_if_complete,
@@ -85,11 +86,12 @@ def score(opts: ScoreOptions) -> dict[str, Any]:
     if opts.torch_threads:  # e.g. Slurm's cpus-per-task minus the decoding workers
         torch.set_num_threads(opts.torch_threads)
     num_shards, shard_index = resolve_shard(opts.num_shards, opts.shard_index)
+    output = Path(opts.output)
+    output.mkdir(parents=True, exist_ok=True)
+    lock = acquire_shard_lock(output, shard_index)  # before any work; released at return or process end
     model = load_model(opts.model, opts.device)
     table = read_records(opts.input, model.spec.kind, opts.columns, model.spec)
     chunks = plan_chunks(select_shard(table.ids, num_shards, shard_index), opts.chunk_size, shard_index)
-    output = Path(opts.output)
-    output.mkdir(parents=True, exist_ok=True)
     ensure_plan(output, {
         "input": str(Path(opts.input).resolve()), "input_fingerprint": table.fingerprint(),
         "input_records": len(table), "model": {"name": model.name, "version": model.version,
@@ -121,6 +123,7 @@ def score(opts: ScoreOptions) -> dict[str, Any]:
     }
     write_shard_summary(output, summary)
     final = finalize_if_complete(output, num_shards, model.identity())
+    lock.close()
     return {**summary, "success": final}
 
 
