@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,12 +24,12 @@ from typing import Any, Sequence
 import torch
 import torch.distributed as dist
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities.rank_zero import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities.rank_zero import rank_zero_warn
 
 from core.rundir import RunDir
 from trainers.rundir import atomic_write_json, now_iso, read_json
 
-DEFAULT_SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGTERM")
+DEFAULT_SIGNALS = ("SIGUSR1", "SIGUSR2", "SIGTERM", "SIGINT")  # SIGINT: Ctrl-C saves too (never requeues)
 CHECKPOINT_PREFIX = "preempted-step"
 
 
@@ -52,6 +53,12 @@ def requeue_slurm_job(job_id: str) -> tuple[bool, str]:
     except (OSError, subprocess.TimeoutExpired) as err:
         return False, str(err)
     return proc.returncode == 0, (proc.stderr or proc.stdout).strip()
+
+
+def resume_command(run_id: str) -> str:
+    """The command line that continues this run: this one's arguments with its run_id and resume=auto."""
+    args = [a for a in sys.argv[1:] if not a.startswith(("run_id=", "resume="))]
+    return " ".join(["python", Path(sys.argv[0]).name, *args, f"run_id={run_id}", "resume=auto"])
 
 
 class Preemption(Callback):
@@ -125,8 +132,8 @@ class Preemption(Callback):
     def _save_and_exit(self, trainer: Trainer, sig: signal.Signals) -> None:
         path = self.checkpoint_dir / f"{CHECKPOINT_PREFIX}{trainer.global_step:07d}.ckpt"
         trainer.save_checkpoint(path)  # all ranks take part; returns after the strategy's barrier
-        job_id = slurm_job_id()
-        requeued, detail = False, "not a Slurm job: resume with the same run_id and resume=auto"
+        job_id = slurm_job_id() if sig != signal.SIGINT else None  # Ctrl-C stops the run: no requeue
+        requeued, detail = False, f"resume with: {resume_command(self.checkpoint_dir.parent.name)}"
         if trainer.is_global_zero:
             for old in self.checkpoint_dir.glob(f"{CHECKPOINT_PREFIX}*.ckpt"):
                 if old != path:  # the newest preemption checkpoint is the only one resume needs
@@ -137,8 +144,9 @@ class Preemption(Callback):
                     rank_zero_warn(f"preemption: `scontrol requeue {job_id}` failed ({detail}); was the job "
                                    "submitted with --requeue? The checkpoint is saved; resubmit to continue.")
             self._record(trainer, sig, path, job_id, requeued, detail)
-        rank_zero_info(f"preemption: {sig.name} at step {trainer.global_step}: saved {path}"
-                       + (f", requeued Slurm job {job_id}" if requeued else f" ({detail})"))
+        if trainer.is_global_zero:  # one line on the console (not through logging: its handlers may repeat it)
+            print(f"preemption: {sig.name} at step {trainer.global_step}: saved {path}"
+                  + (f", requeued Slurm job {job_id}" if requeued else f" ({detail})"), file=sys.stderr, flush=True)
         raise Preempted(0 if job_id and self.requeue else 128 + int(sig))
 
     def _record(self, trainer: Trainer, sig: signal.Signals, path: Path, job_id: str | None, requeued: bool,
