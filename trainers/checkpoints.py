@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ import torch
 
 from core.atomic import atomic_write_bytes
 from core.errors import UserError
-from core.rundir import COMPLETE_MARKER, RunDir, is_complete_checkpoint
+from core.rundir import CHECKPOINT_DIR, COMPLETE_MARKER, RunDir, is_complete_checkpoint
 from trainers.safe_load import CheckpointRefused, deepspeed_globals, forced_weights_only, safe_torch_load, safe_unpickle
 
 __all__ = ["CheckpointError", "CheckpointRefused", "ResolvedCheckpoint", "resolve_checkpoint", "checkpoint_kind",
@@ -213,3 +214,33 @@ def write_consolidated(checkpoint_path: str | Path, output: str | Path) -> Path:
     torch.save({"state_dict": consolidate_checkpoint(checkpoint_path), "consolidated_from": str(checkpoint_path)},
                buffer)
     return atomic_write_bytes(output, buffer.getvalue())
+
+
+def _origin(path: Path) -> str:
+    """Which run a checkpoint file came from: RUN_DIR/checkpoints/X.ckpt → the experiment in RUN_DIR/config.yaml."""
+    run = RunDir(path.resolve().parent.parent)
+    if path.resolve().parent.name != CHECKPOINT_DIR or not run.is_run():
+        return "a file outside any Shipyard run directory"
+    name = run.read_config().get("name", "?")
+    return f"experiment '{name}' (run directory {run.path})"
+
+
+def _wrapperless(key: str) -> str:
+    # compile / activation checkpointing wrap blocks after the checkpoint's model was built: same weights
+    return re.sub(r"(_orig_mod|_checkpoint_wrapped_module|_fsdp_wrapped_module)\.", "", key)
+
+
+def check_checkpoint_fits(path: str | Path, module: torch.nn.Module) -> None:
+    """`ckpt_path=` of another model: a CheckpointError naming its experiment, before fit (not a key-mismatch dump)."""
+    path = Path(path)
+    if checkpoint_kind(path) != "lightning":
+        return  # sharded folders are checked by their strategy's loader
+    theirs = {_wrapperless(k): tuple(v.shape) for k, v in _lightning_state_dict(path).items() if isinstance(v, torch.Tensor)}
+    ours = {_wrapperless(k): tuple(v.shape) for k, v in module.state_dict().items()}
+    missing, unexpected = sorted(ours.keys() - theirs.keys()), sorted(theirs.keys() - ours.keys())
+    reshaped = sorted(k for k in ours.keys() & theirs.keys() if ours[k] != theirs[k])
+    if missing or unexpected or reshaped:
+        examples = ", ".join((missing + unexpected + reshaped)[:3])
+        raise CheckpointError(f"ckpt_path={path} does not fit this model ({len(missing)} missing, {len(unexpected)} "
+                              f"unexpected, {len(reshaped)} differently shaped keys, e.g. {examples}): it comes from "
+                              f"{_origin(path)}. Pass a checkpoint of this experiment's runs")

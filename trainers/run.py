@@ -14,6 +14,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainers.checkpoint_io import AtomicCheckpointIO
+from trainers.checkpoints import check_checkpoint_fits
 from trainers.config_check import ConfigError, check_targets, check_top_level
 from trainers.console import tidy_lightning_logging
 from trainers.cost import process_wall_seconds, record_attempt_cost
@@ -186,6 +187,8 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     resuming_own = resume_from is not None and RunDir(run_dir).is_run()
     changes = check_resume_changes(RunDir(run_dir).read_config(), cfg) if resuming_own else {}
     model = instantiate(cfg.model)
+    if cfg.ckpt_path and resume_from == Path(cfg.ckpt_path):  # a handed checkpoint must be this model's
+        check_checkpoint_fits(resume_from, model)
     callbacks = build_callbacks(cfg)
     if horizon_changed(changes):  # e.g. max_epochs 2 → 3: the restored scheduler would keep its old horizon
         callbacks.append(RebuildSchedule())
