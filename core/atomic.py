@@ -6,12 +6,16 @@ colleagues, so every published file gets `0o666 & ~umask` (what `open()` would g
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable, IO
+
+from core.errors import DiskFull
 
 PRIVATE_MODE = 0o600
 _umask_lock = threading.Lock()
@@ -43,20 +47,35 @@ def atomic_write_with(path: str | Path, write: Callable[[IO[bytes]], None], priv
                       mode: int | None = None) -> Path:
     """Call `write(f)` on a temp file beside `path`, then publish it atomically with the umask's mode."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.fchmod(fd, PRIVATE_MODE if private else (default_mode() if mode is None else mode))
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as err:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise disk_full(path) from None
         raise
     fsync_dir(path.parent)
     return path
+
+
+def disk_full(path: Path) -> DiskFull:
+    """The error for a write that found no space: the file, its file system's mount point and free bytes."""
+    folder = next((p for p in (path.parent, *path.parent.parents) if p.exists()), Path("/"))
+    mount = folder.resolve()
+    while not os.path.ismount(mount):
+        mount = mount.parent
+    free = shutil.disk_usage(folder).free
+    return DiskFull(f"no space left on the file system at {mount} writing {path} ({free} bytes free): "
+                    "free space there or write elsewhere (e.g. paths.output_root=...)")
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, private: bool = False, mode: int | None = None) -> Path:

@@ -10,3 +10,7 @@ class UserError(Exception):
 
 class ConfigError(UserError, ValueError):
     """A config problem, with the key that is wrong and what would be right."""
+
+
+class DiskFull(UserError, OSError):
+    """A write found no space (ENOSPC/EDQUOT): the message names the file and its file system."""
