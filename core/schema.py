@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import types
 import typing
 from typing import Any, Iterable, Sequence, TypeVar
@@ -52,10 +53,15 @@ def wrong_type(path: str, accepted: Sequence[type], value: Any) -> str:
     return f"'{path}' must be {type_names(accepted)}, got {value!r} ({type(value).__name__})"
 
 
-def raise_problems(problems: list[str]) -> None:
-    """Raise one ConfigError listing every problem (nothing when the list is empty)."""
+def raise_problems(problems: list[str], error: type[ConfigError] = ConfigError) -> None:
+    """Raise one ConfigError (or the caller's subclass) listing every problem (nothing when the list is empty)."""
     if problems:
-        raise ConfigError("invalid config:\n  - " + "\n  - ".join(problems))
+        raise error("invalid config:\n  - " + "\n  - ".join(problems))
+
+
+def env_default(var: str, fallback: str) -> Any:
+    """A dataclass field defaulting to $var, else `fallback` (read when the config is built, not at import)."""
+    return dataclasses.field(default_factory=lambda: os.environ.get(var) or fallback)
 
 
 def accepted_types(annotation: Any) -> tuple[type, ...] | None:
@@ -129,6 +135,9 @@ def _convert(annotation: Any, value: Any, path: str, problems: list[str]) -> Any
         item = args[1] if len(args) == 2 else Any
         return {k: _convert(item, v, f"{path}.{k}", problems) for k, v in value.items()}
     accepted = accepted_types(annotation)
+    if accepted is not None and str in accepted and isinstance(value, (int, float)) and not isinstance(value, bool) \
+            and not type_ok(value, accepted):
+        return str(value)  # `version=2` on a command line parses as a number; the schema says it names something
     if accepted is not None and not type_ok(value, accepted):
         problems.append(wrong_type(path, accepted, value))
     elif accepted is not None and float in accepted and isinstance(value, int) and not isinstance(value, bool) \
@@ -162,25 +171,36 @@ def _build(cls: type[T], data: dict[str, Any], prefix: str, problems: list[str])
     return obj
 
 
-def validate(cls: type[T], data: Any = None, name: str = "") -> T:
+def validate(cls: type[T], data: Any = None, name: str = "", error: type[ConfigError] = ConfigError) -> T:
     """`data` (dict / DictConfig / None) checked against the dataclass `cls`; raises ConfigError (exit 2)."""
     data = _plain(data) or {}
+    if not isinstance(data, dict):
+        raise_problems([f"'{name or cls.__name__}' must be a mapping of {', '.join(f.name for f in dataclasses.fields(cls))}"
+                        f", got {data!r}"], error)
     data = {k: v for k, v in data.items() if k not in ("hydra", "defaults")}
     problems: list[str] = []
     obj = _build(cls, data, name, problems)
-    raise_problems(problems)
+    raise_problems(problems, error)
     return obj
 
 
-def from_overrides(cls: type[T], overrides: Sequence[str] = (), base: Any = None, name: str = "") -> T:
-    """`key=value` command-line overrides (dotted keys, YAML values) on top of `base`, validated against `cls`."""
-    from omegaconf import OmegaConf
+def from_overrides(cls: type[T], overrides: Sequence[str] = (), base: Any = None, name: str = "",
+                   error: type[ConfigError] = ConfigError) -> T:
+    """`key=value` command-line overrides (dotted keys, YAML values) on top of `base`, validated against `cls`.
 
-    problems = [f"override {o!r} is not key=value" for o in overrides if "=" not in o]
-    raise_problems(problems)
-    merged = OmegaConf.merge(OmegaConf.create(_plain(base) or {}),
-                             OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]))
-    return validate(cls, merged, name)
+    The defaults are the dataclass's own (the one place they live); `${oc.env:VAR,default}` works in values.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    raise_problems([f"override {o!r} is not key=value" for o in overrides if "=" not in o], error)
+    try:
+        merged = OmegaConf.merge(OmegaConf.create(_plain(base) or {}),
+                                 OmegaConf.from_dotlist([o.lstrip("+") for o in overrides]))
+        merged = OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as err:  # e.g. `a=1 a.b=2`, or an interpolation that cannot resolve
+        raise error(f"invalid config:\n  - {str(err).splitlines()[0]} (in {list(overrides)})") from None
+    return validate(cls, merged, name, error)
 
 
 def to_dict(obj: Any) -> dict[str, Any]:

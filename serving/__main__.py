@@ -2,8 +2,9 @@
 
 Adding a command: write `add_commands(subparsers)` in a `serving/cli/<concern>.py` module (one
 `subparsers.add_parser(NAME, ...)` + `set_defaults(func=run)` per command; `run(args) -> int`), then
-add one row per command NAME to `COMMANDS` below. A command raises `ServingError`/`ServeConfigError`
-for a user-facing failure: the dispatcher prints its message (never a traceback) and exits 1.
+add one row per command NAME to `COMMANDS` below. A command raises `ServingError` for a
+user-facing failure (the dispatcher prints its message, never a traceback, and exits 1) and lets a config
+error (`core.errors.ConfigError`, e.g. a typo'd key) through: exit 2.
 """
 from __future__ import annotations
 

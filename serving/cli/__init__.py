@@ -6,8 +6,8 @@ import sys
 from types import ModuleType
 from typing import Mapping, Sequence
 
+from core.errors import UserError
 from serving.torchserve.client import ServingError
-from serving.torchserve.server_config import ServeConfigError
 
 
 def build_parser(commands: Mapping[str, ModuleType]) -> argparse.ArgumentParser:
@@ -35,6 +35,9 @@ def main(commands: Mapping[str, ModuleType], argv: Sequence[str] | None = None) 
         getattr(args, target).extend(extra)
     try:
         return int(args.func(args) or 0)
-    except (ServingError, ServeConfigError) as err:
+    except UserError as err:  # a config typo or wrong value (ServeConfigError too): exit 2, like train.py
+        print(f"serving {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except ServingError as err:
         print(f"serving {args.command}: error: {err}", file=sys.stderr)
         return 1

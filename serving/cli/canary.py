@@ -3,15 +3,16 @@ from __future__ import annotations
 
 import argparse
 
+from core.errors import ConfigError
 from serving.torchserve.client import ServingError
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Register `canary`."""
-    p = subparsers.add_parser("canary", help="canary report model_name=NAME [key=value ...] (conf/canary.yaml): "
+    p = subparsers.add_parser("canary", help="canary report model_name=NAME [key=value ...] (CanaryConfig): "
                                              "exit 0 promote, 3 roll back, 4 not enough data")
     p.add_argument("action", choices=["report"])
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides of conf/canary.yaml")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="CanaryConfig overrides (serving/monitoring/canary.py)")
     p.set_defaults(func=run_canary)
 
 
@@ -21,5 +22,7 @@ def run_canary(args: argparse.Namespace) -> int:
 
     try:
         return main(list(args.overrides))
+    except ConfigError:  # a typo'd key: the standard message and exit 2 (serving/cli/__init__.py)
+        raise
     except (ValueError, FileNotFoundError) as err:
         raise ServingError(str(err)) from err

@@ -1,4 +1,4 @@
-"""Helpers every command module shares: `key=value` overrides for conf/serve.yaml and JSON output."""
+"""Helpers every command module shares: `key=value` overrides of ServeConfig and JSON output."""
 from __future__ import annotations
 
 import argparse
@@ -13,9 +13,9 @@ _OVERRIDE = re.compile(r"^[+~]{0,2}[A-Za-z_][\w.]*=")
 
 
 def add_overrides(parser: argparse.ArgumentParser) -> None:
-    """Trailing `key=value` arguments, composed into conf/serve.yaml with Hydra."""
+    """Trailing `key=value` arguments, checked against ServeConfig (serving/torchserve/server_config.py)."""
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                        help="overrides of conf/serve.yaml, e.g. instance=demo model.batch_size=8")
+                        help="ServeConfig overrides, e.g. instance=demo model.batch_size=8")
 
 
 def is_override(item: str) -> bool:

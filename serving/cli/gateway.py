@@ -1,8 +1,9 @@
-"""`gateway start|reload|stop|status|route`: the canary nginx in front of TorchServe (conf/gateway.yaml)."""
+"""`gateway start|reload|stop|status|route`: the canary nginx in front of TorchServe (GatewayConfig)."""
 from __future__ import annotations
 
 import argparse
 
+from core.errors import ConfigError
 from serving.cli.common import print_json, split_overrides
 from serving.torchserve.client import ServingError
 
@@ -13,7 +14,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                                               "route NAME champion=V [candidate=V percent=P | clear]")
     p.add_argument("action", choices=["start", "reload", "stop", "status", "route"])
     p.add_argument("items", nargs="*", metavar="ARG|KEY=VALUE",
-                   help="route: NAME champion=V candidate=V percent=P clear; others: conf/gateway.yaml overrides")
+                   help="route: NAME champion=V candidate=V percent=P clear; others: GatewayConfig overrides (serving/gateway/config.py)")
     p.set_defaults(func=run_gateway)
 
 
@@ -21,11 +22,11 @@ ROUTE_KEYS = ("champion", "candidate", "percent")
 
 
 def gateway_config(overrides: list[str]):
-    """conf/gateway.yaml + overrides → GatewayConfig."""
+    """`key=value` overrides → a validated GatewayConfig (core/schema.py)."""
+    from core.schema import from_overrides
     from serving.gateway.config import GatewayConfig
-    from serving.structured import compose_structured
 
-    return compose_structured("gateway", GatewayConfig, overrides)
+    return from_overrides(GatewayConfig, overrides)
 
 
 def run_gateway(args: argparse.Namespace) -> int:
@@ -55,6 +56,8 @@ def run_gateway(args: argparse.Namespace) -> int:
             name, clear = rest[0], rest[1:] == ["clear"]
             print_json({name: gw.set_route(name, route.get("champion"), route.get("candidate"),
                                            float(route["percent"]) if "percent" in route else None, clear)})
+    except ConfigError:  # a typo'd key: the standard message and exit 2 (serving/cli/__init__.py)
+        raise
     except (ValueError, FileNotFoundError) as err:
         raise ServingError(str(err)) from err
     return 0

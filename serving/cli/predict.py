@@ -17,7 +17,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("predict", help="predict NAME [--version V] FILE|--text TEXT|--prompt TEXT [--stream] [key=value ...]")
     p.add_argument("name", help="served model name")
     p.add_argument("items", nargs="*", metavar="FILE|KEY=VALUE",
-                   help="an input file (image bytes, .json or .txt) and/or conf/serve.yaml overrides")
+                   help="an input file (image bytes, .json or .txt) and/or ServeConfig overrides")
     p.add_argument("--version", help="pin a version instead of the default one")
     p.add_argument("--text", help="a text input, sent as JSON {\"text\": ...}")
     p.add_argument("--prompt", help="a language model's prompt, sent as JSON {\"prompt\": ...}")

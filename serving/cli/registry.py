@@ -1,8 +1,9 @@
-"""`registry register|promote|rollback|list|show|verify`: model versions on MLflow's registry (conf/registry.yaml)."""
+"""`registry register|promote|rollback|list|show|verify`: model versions on MLflow's registry (RegistryCLIConfig)."""
 from __future__ import annotations
 
 import argparse
 
+from core.errors import ConfigError
 from serving.cli.common import print_json, split_overrides
 from serving.torchserve.client import ServingError
 
@@ -15,7 +16,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "registry", help="model registry (MLflow): register run_dir=PATH | promote NAME VERSION | rollback NAME | "
                          "list | show NAME [VERSION] | verify NAME VERSION | deploy NAME VERSION")
     p.add_argument("action", choices=sorted(USAGE))
-    p.add_argument("items", nargs="*", metavar="ARG|KEY=VALUE", help="arguments, then conf/registry.yaml overrides")
+    p.add_argument("items", nargs="*", metavar="ARG|KEY=VALUE", help="arguments, then RegistryCLIConfig overrides (serving/registry/deploy.py)")
     p.set_defaults(func=run_registry)
 
 
@@ -30,6 +31,8 @@ def run_registry(args: argparse.Namespace) -> int:
         raise ServingError(f"registry {args.action}: expected {expected} positional argument(s), got {rest}")
     try:
         print_json(_dispatch(args.action, rest, overrides))
+    except ConfigError:  # a typo'd key: the standard message and exit 2 (serving/cli/__init__.py)
+        raise
     except (RegistryError, TamperedArtifactError, ValueError, FileNotFoundError) as err:
         raise ServingError(str(err)) from err
     return 0
@@ -38,9 +41,9 @@ def run_registry(args: argparse.Namespace) -> int:
 def _dispatch(action: str, rest: list[str], overrides: list[str]) -> object:
     from serving.registry.deploy import RegistryCLIConfig, deploy, switch_gateway, verified_archive
     from serving.registry.store import ModelRegistry
-    from serving.structured import compose_structured
+    from core.schema import from_overrides
 
-    cfg = compose_structured("registry", RegistryCLIConfig, overrides)
+    cfg = from_overrides(RegistryCLIConfig, overrides)
     reg = ModelRegistry(cfg.registry)
     if action == "register":
         if not cfg.run_dir:

@@ -1,10 +1,12 @@
-"""The gateway's typed config (conf/gateway.yaml), its folder layout and its secrets (read, never logged)."""
+"""The gateway's typed config (GatewayConfig: schema and defaults), its folder layout and its secrets (read, never logged)."""
 from __future__ import annotations
 
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from core.schema import env_default
 
 ENV_KEYS = "SHIPYARD_GATEWAY_API_KEYS"
 _SIZE = re.compile(r"[0-9]+[kKmM]?")
@@ -16,17 +18,17 @@ MIN_KEY, MAX_KEY = 32, 256
 class TLSConfig:
     """Certificate and key (PEM) for the HTTPS listener."""
 
-    cert: str | None = None
+    cert: str | None = None   # PEM certificate; null with self_signed=true → generated into <instance>/tls/
     key: str | None = None
-    self_signed: bool = False
+    self_signed: bool = False  # generate a self-signed certificate with openssl (tests, local use)
 
 
 @dataclass
 class RateLimit:
     """Per-API-key request rate (nginx limit_req)."""
 
-    per_second: int = 20
-    burst: int = 10
+    per_second: int = 20   # steady requests per second per API key ...
+    burst: int = 10        # ... plus this many queued-free extra (beyond: 429)
     # wrong/missing API keys, per client address: guessing keys costs time (beyond: 429)
     # requests one key may have in flight: with the pixel/size limits this caps the CPU one key holds
     concurrent: int = 8
@@ -36,18 +38,18 @@ class RateLimit:
 
 @dataclass
 class GatewayConfig:
-    """conf/gateway.yaml."""
+    """python -m serving gateway start|reload|stop|status|route [key=value ...] (the schema and its defaults)."""
 
-    root: str = "outputs/gateway"
+    root: str = env_default("SHIPYARD_GATEWAY_ROOT", "outputs/gateway")  # gateways live in <root>/<instance>/
     instance: str = "default"
-    host: str = "127.0.0.1"
-    https_port: int = 0
-    http_port: int = 0
+    host: str = "127.0.0.1"   # listen address; put a real load balancer/firewall in front for public traffic
+    https_port: int = 0       # 0 = a free port chosen at start (recorded in gateway.json)
+    http_port: int = 0        # plain HTTP: answers 308 → https (never proxies); -1 = no HTTP listener at all
     tls: TLSConfig = field(default_factory=TLSConfig)
-    api_keys_file: str | None = None
+    api_keys_file: str | None = None  # lines "client_id:key" (or "key"); else $SHIPYARD_GATEWAY_API_KEYS ("id:key,...")
     rate_limit: RateLimit = field(default_factory=RateLimit)
-    max_body: str = "1m"
-    upstream_timeout: int = 30
+    max_body: str = "1m"      # larger request bodies get 413 before they reach TorchServe
+    upstream_timeout: int = 30  # s nginx waits for TorchServe
     server_name: str | None = None   # the name clients use (redirects, Host); null = host
     client_timeout: int = 10         # s between two reads of a client's header/body, and between writes to it
     max_connections_per_ip: int = 64  # open connections one client address may hold (slow clients)
@@ -55,9 +57,9 @@ class GatewayConfig:
     log_max_mb: int = 50             # nginx's access/error logs rotate past this size (the keeper renames them)
     log_backups: int = 5             # rotated logs kept per file
     token_check_interval: float = 1.0  # s between the token keeper's checks of TorchServe's inference key
-    serve_root: str = "outputs/serve"
+    serve_root: str = env_default("SHIPYARD_SERVE_ROOT", "outputs/serve")  # the TorchServe instance behind it
     serve_instance: str = "default"
-    canary_percent: float = 10.0
+    canary_percent: float = 10.0  # default share of traffic for a model's candidate version (route ... candidate=V)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.instance):

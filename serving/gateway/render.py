@@ -113,7 +113,7 @@ server {{
     # the target is the configured name, never the client's Host header (no open redirect)
     location / {{ return 308 https://{cfg.public_name}:{https_port}$request_uri; }}
 }}"""
-    return f"""# written by `python -m serving gateway` from conf/gateway.yaml; regenerated at start/reload/route
+    return f"""# written by `python -m serving gateway` from its GatewayConfig; regenerated at start/reload/route
 {f'user {user};' if user else ''}
 worker_processes 1;
 pid {d / 'nginx.pid'};

@@ -7,10 +7,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
+from core.schema import MISSING, env_default, from_overrides
 from serving.monitoring.drift import DriftThresholds, compare_categorical
 from serving.monitoring.window import read_records
 from trainers.rundir import atomic_write_json
@@ -24,29 +25,32 @@ ACCESS_RE = re.compile(r'\[(?P<time>[^\]]+)\] "(?P<method>\S+) (?P<uri>\S+)" (?P
 class CanaryThresholds:
     """When the candidate loses."""
 
-    min_requests: int = 30
-    max_error_rate_increase: float = 0.01
-    max_latency_ratio: float = 1.5
-    max_confidence_drop: float = 0.05
-    alpha: float = 0.01
-    min_psi: float = 0.1
+    min_requests: int = 30                  # per version, from the gateway log; fewer → exit 4 (wait)
+    max_error_rate_increase: float = 0.01   # candidate 5xx ratio may exceed the champion's by this much
+    max_latency_ratio: float = 1.5          # candidate p95 gateway latency / champion p95
+    max_confidence_drop: float = 0.05       # champion mean confidence − candidate mean confidence
+    alpha: float = 0.01                     # prediction-distribution chi-squared (champion vs candidate)
+    min_psi: float = 0.1                    # ... and its effect size
 
 
 @dataclass
 class CanaryConfig:
-    """conf/canary.yaml."""
+    """python -m serving canary report model_name=NAME [key=value ...]: champion vs candidate over one window.
 
-    model_name: str = "???"
-    champion: str | None = None
+    Exit 0 = promote, 3 = roll back, 4 = not enough data yet.
+    """
+
+    model_name: str = MISSING
+    champion: str | None = None             # serving versions; default: the running gateway's route for the model
     candidate: str | None = None
-    window_minutes: float = 60
-    prediction_logs: str | None = None
-    access_log: str | None = None
-    serve_root: str = "outputs/serve"
+    window_minutes: float = 60              # compare the last N minutes of both sources (0 = everything logged)
+    prediction_logs: str | None = None      # default: <serve_root>/<serve_instance>/logs/predictions
+    access_log: str | None = None           # default: <gateway_root>/<gateway_instance>/logs/access.log
+    serve_root: str = env_default("SHIPYARD_SERVE_ROOT", "outputs/serve")
     serve_instance: str = "default"
-    gateway_root: str = "outputs/gateway"
+    gateway_root: str = env_default("SHIPYARD_GATEWAY_ROOT", "outputs/gateway")
     gateway_instance: str = "default"
-    out: str | None = None
+    out: str | None = None                  # also write canary_report.json here
     thresholds: CanaryThresholds = field(default_factory=CanaryThresholds)
 
 
@@ -140,11 +144,14 @@ def canary_report(cfg: CanaryConfig) -> dict[str, Any]:
     return report
 
 
+def compose(overrides: Sequence[str] = ()) -> CanaryConfig:
+    """`key=value` overrides → a validated CanaryConfig (core/schema.py's errors, exit 2)."""
+    return from_overrides(CanaryConfig, overrides)
+
+
 def main(overrides: list[str]) -> int:
     """CLI body: print the report; exit 0 promote, 3 rollback, 4 wait."""
-    from serving.structured import compose_structured
-
-    report = canary_report(compose_structured("canary", CanaryConfig, overrides))
+    report = canary_report(compose(overrides))
     print(json.dumps(report, indent=2))
     print(f"recommendation: {report['recommendation']} ({'; '.join(report['reasons'])})")
     return EXIT[report["recommendation"]]

@@ -20,12 +20,12 @@ from scipy import stats
 class DriftThresholds:
     """When a report says "drift" (and `python -m serving monitor` exits non-zero)."""
 
-    alpha: float = 0.01
-    min_psi: float = 0.1
-    max_confidence_drop: float = 0.1
+    alpha: float = 0.01               # false-alarm rate of one whole report (Bonferroni over its tests)
+    min_psi: float = 0.1              # a feature must also move by at least this PSI to count as drift
+    max_confidence_drop: float = 0.1  # reference minus current mean top-1 confidence
     psi_bins: int = 10
     min_expected: float = 5.0  # chi-squared: categories expected less often are pooled into "__other__"
-    min_samples: int = 20
+    min_samples: int = 20             # fewer current records is an error, not a verdict
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:

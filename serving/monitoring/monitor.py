@@ -7,9 +7,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from core.rundir import RunDir
+from core.schema import MISSING, from_overrides
 from serving.monitoring.drift import DriftResult, DriftThresholds, compare, compare_categorical
 from serving.monitoring.reference import load_reference
 from serving.monitoring.report import PROM_FILE, write_report
@@ -24,28 +25,33 @@ EXIT_DRIFT = 3  # distinct from 1 (an error) and 2 (bad usage)
 class RetrainConfig:
     """What `retrain_on_drift` launches."""
 
-    experiment: str | None = None
-    launcher: str = "local"
-    overrides: list[str] = field(default_factory=list)
-    wait: bool = False
+    experiment: str | None = None   # default: the reference run's experiment (its run.json)
+    launcher: str = "local"         # local | slurm (train.py launcher=slurm)
+    overrides: list[str] = field(default_factory=list)  # extra train.py overrides, e.g. [trainer.max_epochs=5]
+    wait: bool = False              # local: wait for training to finish (else start it in the background)
 
 
 @dataclass
 class MonitorConfig:
-    """conf/monitor.yaml."""
+    """python -m serving monitor reference=RUN_DIR current=LOG_DIR [key=value ...] (the schema and its defaults)."""
 
-    reference: str = "???"
-    current: str = "???"
-    split: str = "val"
-    model_name: str | None = None
-    version: str | None = None
-    since: float | None = None
-    until: float | None = None
-    out: str | None = None
-    textfile_dir: str | None = None
+    reference: str = MISSING        # the run directory the served model was trained in
+    current: str = MISSING          # folder of prediction logs (rotating *.jsonl written by the handlers)
+    split: str = "val"              # reference split: held out, so its confidences look like serving's
+    model_name: str | None = None   # only records of this model name (default: all)
+    version: str | None = None      # only records of this model version (default: all)
+    since: float | None = None      # only records at/after this unix time
+    until: float | None = None      # only records at/before this unix time
+    out: str | None = None          # report folder (default: <current>/../drift_reports/<timestamp>)
+    textfile_dir: str | None = None  # also write shipyard_drift.prom here (node_exporter's textfile collector)
     thresholds: DriftThresholds = field(default_factory=DriftThresholds)
-    retrain_on_drift: bool = False
+    retrain_on_drift: bool = False  # on drift, launch train.py for `retrain.experiment`
     retrain: RetrainConfig = field(default_factory=RetrainConfig)
+
+
+def compose(overrides: Sequence[str] = ()) -> MonitorConfig:
+    """`key=value` overrides → a validated MonitorConfig (core/schema.py's errors, exit 2)."""
+    return from_overrides(MonitorConfig, overrides)
 
 
 def check_drift(cfg: MonitorConfig) -> tuple[DriftResult, dict[str, Path], dict[str, Any]]:
@@ -113,9 +119,7 @@ def launch_retrain(cfg: MonitorConfig, report_dir: Path) -> dict[str, Any]:
 
 def main(overrides: list[str]) -> int:
     """CLI body: exit 0 (no drift), EXIT_DRIFT (drift), raise on errors."""
-    from serving.structured import compose_structured
-
-    cfg = compose_structured("monitor", MonitorConfig, overrides)
+    cfg = compose(overrides)
     result, files, _ = check_drift(cfg)
     print(files["markdown"].read_text())
     print(f"report: {files['json'].parent}")

@@ -6,22 +6,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.schema import env_default
 from serving.torchserve.client import ServingError
 from serving.registry.store import ModelRegistry, RegistryConfig
 
 
 @dataclass
 class RegistryCLIConfig:
-    """conf/registry.yaml."""
+    """python -m serving registry register run_dir=PATH | promote NAME VERSION | rollback NAME | list | show NAME."""
 
     registry: RegistryConfig = field(default_factory=RegistryConfig)
-    run_dir: str | None = None
-    name: str | None = None
-    cache: str | None = None
-    switch_serving: str = "auto"
-    serve_root: str = "outputs/serve"
+    run_dir: str | None = None   # register: the run to register (its export/ must exist: python export.py run_dir=...)
+    name: str | None = None      # register: registered model name (default: the export's model name)
+    cache: str | None = None     # verified downloads (default: <registry.root>/cache)
+    switch_serving: str | bool = "auto"  # promote/rollback: auto (switch TorchServe + gateway when they run) | true | false
+    serve_root: str = env_default("SHIPYARD_SERVE_ROOT", "outputs/serve")
     serve_instance: str = "default"
-    gateway_root: str = "outputs/gateway"
+    gateway_root: str = env_default("SHIPYARD_GATEWAY_ROOT", "outputs/gateway")
     gateway_instance: str = "default"
 
     def __post_init__(self) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.schema import env_default
 from serving.registry.integrity import TamperedArtifactError, manifest, verify
 from serving.registry.lineage import lineage_tags, packaged_files
 
@@ -26,9 +27,9 @@ class RegistryError(ValueError):
 
 @dataclass
 class RegistryConfig:
-    """conf/registry.yaml: where the registry lives (any MLflow tracking URI)."""
+    """registry.*: where the registry lives (any MLflow tracking URI)."""
 
-    root: str = "outputs/registry"
+    root: str = env_default("SHIPYARD_REGISTRY_ROOT", "outputs/registry")  # sqlite DB + local artifact store live here
     tracking_uri: str | None = None  # default: $MLFLOW_TRACKING_URI, else sqlite:///<root>/mlflow.db
     artifact_location: str | None = None  # default: <root>/artifacts
 

@@ -3,7 +3,7 @@
 TorchServe's bundled log4j2.xml sends the root logger to STDOUT too (the launcher's log, which nothing
 rotates) and logs `org.pytorch.serve` at DEBUG plus one ACCESS_LOG line per request; its rolling files
 roll by day or 100 MB with 5 kept per day, so they grow without bound. Here: no console appender, size
-rolling only (`server.log_max_mb` / `server.log_backups` of conf/serve.yaml), and the per-request
+rolling only (`server.log_max_mb` / `server.log_backups` of ServeConfig), and the per-request
 loggers (ACCESS_LOG, the frontend's DEBUG lines, the per-prediction MODEL_METRICS/TS_METRICS lines)
 only when `server.log_level=debug`.
 """
@@ -47,7 +47,7 @@ def render_log4j(logs: Path, metrics: Path, level: str, max_mb: int, backups: in
         loggers.append(f'    <Logger name="{logger}" level="{lvl}" additivity="false">{drop}'
                        f'<AppenderRef ref="{appender}"/></Logger>')
     return f"""<?xml version="1.0" encoding="UTF-8"?>
-<!-- written by `python -m serving start` from conf/serve.yaml (server.log_*); regenerated at every start -->
+<!-- written by `python -m serving start` from ServeConfig (server.log_*); regenerated at every start -->
 <Configuration>
   <Appenders>
 {chr(10).join(appenders)}

@@ -1,26 +1,24 @@
-"""Typed serving config (`conf/serve.yaml`) and the `config.properties` TorchServe starts from.
+"""Typed serving config (`ServeConfig`: the schema and its defaults) and the `config.properties` TorchServe starts from.
 
-`compose_serve_config(overrides)` composes `conf/serve.yaml` with Hydra's compose API (so the CLI takes
-`key=value` overrides like train.py) and merges it into the `ServeConfig` dataclass: an unknown key or a
-wrong type fails before any work, naming the key.
+`compose_serve_config(overrides)` checks `key=value` overrides (like train.py's) against `ServeConfig` with
+core/schema.py: an unknown key or a wrong type fails before any work, naming the key and the valid ones.
 """
 from __future__ import annotations
 
 import re
 import socket
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from core.errors import ConfigError
+from core.schema import env_default, from_overrides
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # serving/torchserve/ → repo root
 METRICS_YAML = Path(__file__).resolve().parents[1] / "monitoring" / "metrics.yaml"  # serving/monitoring/
 LISTENERS = ("inference", "management", "metrics", "grpc_inference", "grpc_management", "initial_worker")
 
 
-class ServeConfigError(ValueError):
+class ServeConfigError(ConfigError):
     """A serving config problem; the message names the key and the fix."""
 
 
@@ -41,37 +39,37 @@ class ModelSettings:
     """Per model version: workers, dynamic batching and timeouts (sent with the register call)."""
 
     workers: int = 1
-    batch_size: int = 1
-    max_batch_delay: int = 50
-    response_timeout: int = 60
-    startup_timeout: int = 120
+    batch_size: int = 1            # dynamic batching: up to batch_size requests per forward ...
+    max_batch_delay: int = 50      # ... waiting at most this many ms to fill a batch
+    response_timeout: int = 60     # s a worker may take for one batch before TorchServe restarts it
+    startup_timeout: int = 120     # s a worker may take to load the model
 
 
 @dataclass
 class ServerSettings:
     """Frontend-wide settings written into config.properties, plus the CLI's own deadlines."""
 
-    start_timeout: float = 120.0
-    stop_timeout: float = 60.0
-    token_expiration_min: float = 60.0
-    max_request_size: int = 6_553_500
+    start_timeout: float = 120.0        # s `start` waits for the frontend and every model's worker to be READY
+    stop_timeout: float = 60.0          # s `stop` waits for the java process to exit
+    token_expiration_min: float = 60.0  # minutes the keys live (the CLI and the gateway's keeper renew them)
+    max_request_size: int = 6_553_500   # bytes; larger bodies get 413 from the frontend
     max_response_size: int = 6_553_500
-    job_queue_size: int = 100
-    java_heap: str = "512m"
-    log_level: str = "info"
-    log_max_mb: int = 50
-    log_backups: int = 5
+    job_queue_size: int = 100           # requests queued per model before 503
+    java_heap: str = "512m"             # -Xmx of the frontend JVM
+    log_level: str = "info"             # log4j level; per-request lines (access log, metric lines) only at debug
+    log_max_mb: int = 50                # every log file of the instance rotates past this size ...
+    log_backups: int = 5                # ... keeping this many (logs/*.N.log); the launcher log rotates at start
 
 
 @dataclass
 class ServeConfig:
-    """Everything `python -m serving` needs to run one TorchServe instance."""
+    """Everything `python -m serving <command> [key=value ...]` needs to run one TorchServe instance."""
 
-    root: str = "outputs/serve"
-    instance: str = "default"
-    host: str = "127.0.0.1"
-    ports: Ports = field(default_factory=Ports)
-    model: ModelSettings = field(default_factory=ModelSettings)
+    root: str = env_default("SHIPYARD_SERVE_ROOT", "outputs/serve")  # instances live in <root>/<instance>/
+    instance: str = "default"  # one folder per server: config.properties, key_file.json, logs/, tmp/, model-store/
+    host: str = "127.0.0.1"    # loopback only; put the gateway (nginx) in front for anything else
+    ports: Ports = field(default_factory=Ports)                  # 0 = a free port chosen at start
+    model: ModelSettings = field(default_factory=ModelSettings)  # what `register` (and `start --mar`) asks for
     server: ServerSettings = field(default_factory=ServerSettings)
 
     def __post_init__(self) -> None:
@@ -107,40 +105,8 @@ class ServeConfig:
 
 
 def compose_serve_config(overrides: Sequence[str] = ()) -> ServeConfig:
-    """conf/serve.yaml + `key=value` overrides → a validated ServeConfig."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose("serve", overrides=list(overrides))
-    except HydraException as err:
-        first = str(err).splitlines()[0]
-        raise ServeConfigError(f"bad override in {list(overrides)}: {first} (conf/serve.yaml has no such key, "
-                               f"or the value has the wrong type). Valid keys: {valid_keys()}") from err
-    finally:
-        GlobalHydra.instance().clear()
-    return to_serve_config(OmegaConf.to_container(cfg, resolve=True))
-
-
-def to_serve_config(data: dict) -> ServeConfig:
-    """Plain dict → ServeConfig; unknown keys and wrong types name the key and the valid ones."""
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(ServeConfig), data)
-        return OmegaConf.to_object(merged)
-    except OmegaConfBaseException as err:
-        msg = str(err).splitlines()[0]
-        key = getattr(err, "full_key", None)
-        raise ServeConfigError(f"serve config{f' key {key}' if key else ''}: {msg}. Valid keys: {valid_keys()}") from err
-
-
-def valid_keys() -> list[str]:
-    """Every dotted key of conf/serve.yaml, for error messages."""
-    groups = {"ports": Ports, "model": ModelSettings, "server": ServerSettings}
-    return [f"{f.name}.{g.name}" for f in fields(ServeConfig) if f.name in groups for g in fields(groups[f.name])] + \
-        [f.name for f in fields(ServeConfig) if f.name not in groups]
+    """`key=value` overrides → a validated ServeConfig (defaults: the dataclasses above)."""
+    return from_overrides(ServeConfig, overrides, error=ServeConfigError)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -205,5 +171,5 @@ def render_properties(cfg: ServeConfig, ports: Ports, model_store: Path) -> str:
         "job_queue_size": s.job_queue_size,
         "vmargs": f"-Xmx{s.java_heap} -XX:+UseContainerSupport -XX:+ExitOnOutOfMemoryError",
     }
-    header = "# written by `python -m serving start` from conf/serve.yaml; regenerated at every start\n"
+    header = "# written by `python -m serving start` from ServeConfig; regenerated at every start\n"
     return header + "".join(f"{k}={v}\n" for k, v in lines.items())

@@ -50,13 +50,12 @@ def test_canary_report_recommends_and_exit_code_follows(stack, canary_traffic, t
     assert report["recommendation"] == "promote", report["reasons"]
     assert report["candidate"]["requests"] >= canary_traffic.count("2.0") >= 30
     assert report["champion"]["logged_predictions"] > 0 and report["candidate"]["mean_confidence"] > 0
-    from serving.monitoring.canary import EXIT, CanaryConfig, canary_report
-    from serving.structured import compose_structured
+    from serving.monitoring.canary import EXIT, canary_report, compose
 
-    strict = canary_report(compose_structured("canary", CanaryConfig, [*common, "thresholds.max_confidence_drop=-1"]))
+    strict = canary_report(compose([*common, "thresholds.max_confidence_drop=-1"]))
     assert strict["recommendation"] == "rollback" and EXIT["rollback"] == 3
     assert any("mean confidence" in r for r in strict["reasons"])
-    wait = canary_report(compose_structured("canary", CanaryConfig, [*common, "thresholds.min_requests=100000"]))
+    wait = canary_report(compose([*common, "thresholds.min_requests=100000"]))
     assert wait["recommendation"] == "wait" and EXIT["wait"] == 4
 
 

@@ -82,8 +82,7 @@ def test_monitor_cli_reports_and_exits_nonzero_on_drift(exported_digits, tmp_pat
     assert 'shipyard_drift_detected{model="all"} 1' in prom
     script = (tmp_path / "shift_report" / "retrain.log").read_text()
     assert "#SBATCH" in script and "+experiment=digits_cnn" in script
-    from serving.monitoring.monitor import MonitorConfig
-    from serving.structured import compose_structured
+    from serving.monitoring.monitor import compose
 
     with pytest.raises(ValueError, match="alpah"):
-        compose_structured("monitor", MonitorConfig, ["reference=x", "current=y", "thresholds.alpah=0.1"])
+        compose(["reference=x", "current=y", "thresholds.alpah=0.1"])

@@ -99,7 +99,7 @@ def test_config_mistakes_fail_before_anything_starts(tmp_path):
         with pytest.raises(ServeConfigError, match=f"ports.management={port} is in use"):
             resolve_ports(cfg.ports, cfg.host)
     typo = cli(tmp_path, "x", "status", "server.start_timeot=3")
-    assert typo.returncode == 1 and "start_timeot" in typo.stderr and "Traceback" not in typo.stderr
+    assert typo.returncode == 2 and "start_timeot" in typo.stderr and "Traceback" not in typo.stderr
 
 
 def test_missing_java_is_reported_not_ignored(monkeypatch):

@@ -1,0 +1,47 @@
+"""One config mechanism: a typo'd key in any typed (non-_target_) config gives core/schema.py's message and exit 2.
+
+In-process: `python -m serving`'s dispatcher is called directly (serving.cli.main), no subprocess.
+"""
+from __future__ import annotations
+
+import pytest
+
+from core.errors import ConfigError
+
+# (command line of `python -m serving`, the typo'd key as typed, the key it should have been)
+SERVING = {
+    "serve": (["status", "server.start_timeot=3"], "server.start_timeot", "start_timeout"),
+    "gateway": (["gateway", "status", "rate_limit.bursst=3"], "rate_limit.bursst", "burst"),
+    "registry": (["registry", "list", "registry.rooot=x"], "registry.rooot", "root"),
+    "canary": (["canary", "report", "model_name=m", "thresholds.min_requets=1"], "thresholds.min_requets",
+               "min_requests"),
+    "monitor": (["monitor", "reference=x", "current=y", "thresholds.alpah=0.1"], "thresholds.alpah", "alpha"),
+}
+
+
+def standard(key: str, meant: str) -> str:
+    """The signature check's wording (core.schema.unknown_key) up to the suggestion."""
+    return f"unknown key '{key}'. Did you mean '{meant}'"
+
+
+@pytest.mark.parametrize("config", sorted(SERVING))
+def test_serving_config_typo_exits_2_with_the_standard_message(config, tmp_path, monkeypatch, capsys):
+    from serving.__main__ import COMMANDS
+    from serving.cli import main
+
+    for var in ("SHIPYARD_SERVE_ROOT", "SHIPYARD_GATEWAY_ROOT", "SHIPYARD_REGISTRY_ROOT"):
+        monkeypatch.setenv(var, str(tmp_path / var))  # nothing real is touched, whatever the typo missed
+    argv, key, meant = SERVING[config]
+    assert main(COMMANDS, argv) == 2
+    err = capsys.readouterr().err
+    assert standard(key, meant) in err and "Traceback" not in err, err
+    assert meant in err.split("Valid keys: ", 1)[1]
+
+
+def test_data_checks_typo_uses_the_standard_message():
+    from datamodules.checks.config import load_checks_config
+
+    with pytest.raises(ConfigError) as err:
+        load_checks_config({"max_missing_fractoin": 0.1})
+    assert standard("datamodule.data_checks.max_missing_fractoin", "max_missing_fraction") in str(err.value)
+    assert err.value.exit_code == 2
