@@ -75,6 +75,7 @@ class EvaluationData:
     batch_size: int = 256
     outputs: dict[str, SplitOutputs] = field(default_factory=dict)
     target_keys: tuple[str, ...] = ("labels",)  # the task's batch keys that are not net inputs
+    checkpoint_choice: str = ""  # how `checkpoint` was chosen (trainers.checkpoints.ResolvedCheckpoint.how)
 
     def eval_dataset(self, split: str) -> Any:
         """The split's dataset without training augmentation (same order as its logits)."""
@@ -134,11 +135,13 @@ def load_evaluation_data(run_dir: str | Path, splits: tuple[str, ...] = ("val", 
         if saved is not None and saved.get(split) != ids:
             raise ValueError(f"the rebuilt {split} split differs from {run_dir}/data/splits.json: the data or the "
                              "split settings changed since training; evaluate with the data the run used")
-    checkpoint = best_checkpoint(run_dir)
+    chosen = resolve_checkpoint(run_dir, "best")
+    checkpoint = chosen.path
     net = load_net(cfg, checkpoint)
     target_keys = task_class(run_task(run_dir)).target_keys
     data = EvaluationData(run_dir, cfg, net, datamodule, datamodule.preprocess_spec().kind,
-                          list(datamodule.labels), checkpoint, batch_size, target_keys=target_keys)
+                          list(datamodule.labels), checkpoint, batch_size, target_keys=target_keys,
+                          checkpoint_choice=chosen.how)
     for split in splits:
         logits, labels = compute_logits(net, data.batches(split), target_keys)
         data.outputs[split] = SplitOutputs(logits, labels, [datamodule.item_ids[i] for i in datamodule.splits[split]])

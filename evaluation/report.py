@@ -49,7 +49,7 @@ def evaluate_run(cfg: DictConfig) -> dict[str, Any]:
     data = _timed(timings, "predictions", sections.load, run_dir, cfg.batch_size)
     report: dict[str, Any] = {
         "run_dir": str(run_dir.resolve()), "experiment": data.cfg.get("name"), "created": now_iso(),
-        "checkpoint": str(data.checkpoint), "task": task, "config": OmegaConf.to_container(cfg, resolve=True),
+        "checkpoint": str(data.checkpoint), "checkpoint_choice": data.checkpoint_choice, "task": task, "config": OmegaConf.to_container(cfg, resolve=True),
     }
     report.update(sections.sections(data, cfg, out_dir, lambda name, fn, *args: _timed(timings, name, fn, *args)))
     report["data_checks"] = _data_checks(run_dir)

@@ -16,8 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from core.figures import new_figure, save_png
 from core.rundir import RunDir
 from evaluation.ngram import fit_on_documents
-from evaluation.predictions import best_checkpoint, load_net, load_run_config
+from evaluation.predictions import load_net, load_run_config
 from evaluation.report_md import fmt, table
+from trainers.checkpoints import resolve_checkpoint
 from trainers.tasks.lm_generation import GenerationSettings, generate_ids
 
 Timed = Callable[..., Any]
@@ -37,6 +38,7 @@ class LMData:
     checkpoint: Path
     batch_size: int
     windows: dict[str, np.ndarray] = field(default_factory=dict)  # split → per-window NLL sums [N]
+    checkpoint_choice: str = ""  # how `checkpoint` was chosen (trainers.checkpoints.ResolvedCheckpoint.how)
 
 
 def load(run_dir: Path, batch_size: int) -> LMData:
@@ -45,8 +47,9 @@ def load(run_dir: Path, batch_size: int) -> LMData:
     cfg = load_run_config(run_dir)
     datamodule = instantiate(cfg.datamodule, batch_size=min(int(batch_size), 64))
     datamodule.setup("fit")
-    checkpoint = best_checkpoint(run_dir)
-    return LMData(run_dir, cfg, load_net(cfg, checkpoint), datamodule, checkpoint, batch_size)
+    chosen = resolve_checkpoint(run_dir, "best")
+    return LMData(run_dir, cfg, load_net(cfg, chosen.path), datamodule, chosen.path, batch_size,
+                  checkpoint_choice=chosen.how)
 
 
 @torch.no_grad()

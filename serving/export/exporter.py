@@ -24,7 +24,7 @@ from serving.export.run_loading import (
     build_net,
     load_run_config,
     load_spec,
-    resolve_checkpoint,
+    choose_checkpoint,
     validation_batches,
 )
 from core.export_dir import ExportDir
@@ -130,7 +130,8 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", version: str = "1.
         package.check_not_existing(mar, overwrite)  # before any expensive work
     task_name = run_task(run_dir)
     task = export_for(task_name)  # the task's inputs and parity check (serving/export/tasks/)
-    ckpt = resolve_checkpoint(run_dir, checkpoint)
+    chosen = choose_checkpoint(run_dir, checkpoint)
+    ckpt = chosen.path
     spec, calibration = load_spec(run_dir)
     net = build_net(cfg, ckpt)
     batches = [task.example_args(b, spec) for b in validation_batches(cfg, parity_batches)]
@@ -141,7 +142,8 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", version: str = "1.
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=export_dir))
     report: dict[str, Any] = {
         "created": now_iso(), "run_dir": str(run_dir), "run_id": info.get("run_id"), "model_name": name,
-        "version": version, "task": task_name, "kind": spec.kind, "checkpoint": str(ckpt), "temperature": spec.temperature,
+        "version": version, "task": task_name, "kind": spec.kind, "checkpoint": str(ckpt),
+        "checkpoint_choice": chosen.how, "temperature": spec.temperature,
         "calibration": calibration, "tolerance": asdict(tolerance), "parity_batches": parity_batches,
     }
     try:

@@ -27,10 +27,15 @@ def load_run_config(run_dir: Path) -> DictConfig:
 
 def resolve_checkpoint(run_dir: Path, checkpoint: str) -> Path:
     """best | last | a path, resolved by trainers.checkpoints (the one rule); must be complete."""
+    return choose_checkpoint(run_dir, checkpoint).path
+
+
+def choose_checkpoint(run_dir: Path, checkpoint: str) -> Any:
+    """trainers.checkpoints.resolve_checkpoint's ResolvedCheckpoint (path + how it was chosen), as an ExportError."""
     from trainers.checkpoints import CheckpointError, resolve_checkpoint as resolve
 
     try:
-        return resolve(run_dir, checkpoint).path
+        return resolve(run_dir, checkpoint)
     except CheckpointError as err:
         raise ExportError(str(err)) from None
 

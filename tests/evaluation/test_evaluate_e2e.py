@@ -43,6 +43,9 @@ def test_train_then_evaluate_digits(digits_run: Path, check_png) -> None:
     assert report["explanations"]["method"] == ["IntegratedGradients", "KernelShap"]
     expected = "PASS" if report["classification"]["test"]["accuracy"] >= 0.9 else "FAIL"
     assert report["success"]["verdict"] == expected
+    # which checkpoint, and how it was chosen (trainers.checkpoints' one rule)
+    assert report["checkpoint"] == json.loads((digits_run / "run.json").read_text())["best_checkpoint"]
+    assert report["checkpoint_choice"] == "best (run.json best_checkpoint)"
 
 
 @pytest.mark.slow

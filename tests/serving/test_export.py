@@ -10,6 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from core.rundir import RunDir
 from serving.export import targets
 from serving.export.exporter import export_run
 from serving.export.package import HANDLERS_DIR, HELPER_FILES, archive_name, validate_version
@@ -186,6 +187,24 @@ def test_missing_or_truncated_checkpoint_is_a_clear_error(exported_digits, tmp_p
     with pytest.raises(ExportError, match="is not a directory"):
         export_run(tmp_path / "missing")
     assert not (run_dir / "export").exists()
+
+
+def test_export_json_names_the_checkpoint_and_how_it_was_chosen(exported_digits, tmp_path):
+    run = RunDir(exported_digits.run_dir)
+    report = exported_digits.export_json
+    assert report["checkpoint"] == str(run.recorded_checkpoint("best_checkpoint"))
+    assert report["checkpoint_choice"] == "best (run.json best_checkpoint)"
+    copy = RunDir(copy_run(exported_digits.run_dir, tmp_path))
+    info = copy.read_info()
+    del info["best_checkpoint"]  # a run that recorded no best: export falls back, and says so
+    copy.write_info(info)
+    quick = dict(parity_batches=1, wanted=[targets.TORCHSCRIPT], build_archive=False)
+    fallback = export_run(copy.path, **quick)
+    assert fallback["checkpoint"] == str(copy.newest_complete_checkpoint())
+    assert fallback["checkpoint_choice"] == "best: none recorded in run.json, so the newest complete checkpoint"
+    last = export_run(copy.path, checkpoint="last", **quick)
+    assert last["checkpoint"] == str(copy.last_checkpoint_path) and last["checkpoint_choice"].startswith("last")
+    assert json.loads(copy.export_json_path.read_text())["checkpoint_choice"] == last["checkpoint_choice"]
 
 
 def test_parity_failure_is_loud_and_publishes_nothing(exported_digits, tmp_path, monkeypatch):
