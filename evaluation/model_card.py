@@ -11,17 +11,7 @@ from core.rundir import RunDir
 from trainers.rundir import atomic_write_text
 
 NOT_EVALUATED = "_Not evaluated yet — run `python evaluate.py run_dir=RUN_DIR`._"
-DEFAULT_USE = {
-    "image": "Classifies a single image into one of the labels listed under Model details. Inputs must look like the training "
-             "images (same kind of subject, size and colour mode after the served preprocessing).",
-    "text": "Classifies a short piece of text into one of the labels listed under Model details. Inputs must be in the language "
-            "and register of the training texts; longer texts are truncated to the tokenizer's max length.",
-}
-DEFAULT_LIMITATIONS = [
-    "Trained and evaluated on one small dataset; performance on other sources is unmeasured.",
-    "Probabilities are only as calibrated as the calibration section says; re-check after any data shift.",
-    "Labels outside the model's label list are never predicted: every input is forced into one of them.",
-]
+DEFAULT_TASK = "classification"  # runs from before run.json recorded a task
 
 
 def _load(path: Path) -> Any:
@@ -69,6 +59,13 @@ class _Run:
     def section(self, key: str) -> Any:
         return (self.report or {}).get(key)
 
+    @property
+    def task(self) -> Any:
+        """The run's evaluation/tasks/ module: the card's default wording comes from its task."""
+        from evaluation.tasks import evaluation_for
+
+        return evaluation_for(self.info.get("task") or DEFAULT_TASK)
+
 
 def _details(run: _Run) -> str:
     git = run.info.get("git") or {}
@@ -88,8 +85,8 @@ def _details(run: _Run) -> str:
 
 def _intended_use(run: _Run) -> str:
     card = run.section("card") or {}
-    kind = run.preprocess.get("kind", "image")
-    text = card.get("intended_use") or DEFAULT_USE.get(kind, DEFAULT_USE["image"])
+    uses = run.task.CARD_USE
+    text = card.get("intended_use") or uses.get(run.preprocess.get("kind"), next(iter(uses.values())))
     out = f"## Intended use\n\n{text}\n"
     if card.get("out_of_scope"):
         out += f"\n**Out of scope:** {card['out_of_scope']}\n"
@@ -224,7 +221,7 @@ def _fairness(run: _Run) -> str:
 
 def _limitations(run: _Run) -> str:
     card = run.section("card") or {}
-    items = list(card.get("limitations") or DEFAULT_LIMITATIONS)
+    items = list(card.get("limitations") or run.task.CARD_LIMITATIONS)
     fair = run.section("fairness") or {}
     items += [f"Fairness flag: {f}" for f in fair.get("flags") or []]
     base = run.section("baselines") or {}
@@ -233,7 +230,7 @@ def _limitations(run: _Run) -> str:
         items.append(f"The deep model does not beat the best simple baseline ({base.get('best')}).")
     if (run.section("success") or {}).get("verdict") == "FAIL":
         items.append("The run FAILED its configured success criterion.")
-    if run.metrics and not run.section("classification") and not run.section("regression"):
+    if run.metrics and not run.section(run.info.get("task") or DEFAULT_TASK):
         items.append("Not yet evaluated beyond training metrics: no calibration, fairness or baseline evidence.")
     return "## Limitations\n\n" + "\n".join(f"- {i}" for i in items)
 

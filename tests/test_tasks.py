@@ -48,6 +48,7 @@ def test_every_evaluation_row_is_a_task_with_the_four_functions():
     assert set(EVALUATIONS) <= set(TASKS)
     for module in EVALUATIONS.values():
         assert all(callable(getattr(module, name, None)) for name in ("load", "sections", "markdown", "summary"))
+        assert module.CARD_USE and module.CARD_LIMITATIONS  # MODEL_CARD.md's wording for the task
 
 
 def test_every_runtime_and_export_row_is_complete():

@@ -17,6 +17,20 @@ from evaluation.predictions import EvaluationData, load_evaluation_data
 from evaluation.report_md import fmt, table
 
 Timed = Callable[..., Any]  # timed(name, fn, *args): runs one section and records its wall time
+# MODEL_CARD.md's default wording for this task (evaluation/model_card.py; cfg.card overrides it)
+CARD_USE = {
+    "image": "Classifies a single image into one of the labels listed under Model details. Inputs must look like the "
+             "training images (same kind of subject, size and colour mode after the served preprocessing).",
+    "text": "Classifies a short piece of text into one of the labels listed under Model details. Inputs must be in the "
+            "language and register of the training texts; longer texts are truncated to the tokenizer's max length.",
+    "tabular": "Classifies one row of a table into one of the labels listed under Model details. Rows must have the "
+               "training table's columns, with values in the ranges and categories it held.",
+}
+CARD_LIMITATIONS = [
+    "Trained and evaluated on one small dataset; performance on other sources is unmeasured.",
+    "Probabilities are only as calibrated as the calibration section says; re-check after any data shift.",
+    "Labels outside the model's label list are never predicted: every input is forced into one of them.",
+]
 
 
 def load(run_dir: Path, batch_size: int) -> EvaluationData:

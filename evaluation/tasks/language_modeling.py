@@ -25,6 +25,16 @@ Timed = Callable[..., Any]
 # used when success.metric is left at the classification default: beat a unigram-ish model at least
 DEFAULT_SUCCESS = ("test/perplexity", 1000.0, "min")
 LOSS_FIGURE = "document_loss.png"
+# MODEL_CARD.md's default wording for this task (evaluation/model_card.py; cfg.card overrides it)
+CARD_USE = {
+    "text": "Continues a text prompt, one token at a time, in the style of its training corpus. Prompts should be in "
+            "the language and domain of that corpus; the context is cut to the sequence length the model was trained with.",
+}
+CARD_LIMITATIONS = [
+    "Trained and evaluated on one corpus; perplexity on other text is unmeasured.",
+    "Generated text can be fluent and wrong: nothing checks it for facts, safety or licensed content.",
+    "Training text may be reproduced verbatim; do not train on data that must not be repeated.",
+]
 
 
 @dataclass

@@ -20,6 +20,16 @@ from runtime.tabular_io import destandardise
 
 Timed = Callable[..., Any]
 DEFAULT_SUCCESS = ("test/r2", 0.0, "max")  # used when success.metric is left at the classification default
+# MODEL_CARD.md's default wording for this task (evaluation/model_card.py; cfg.card overrides it)
+CARD_USE = {
+    "tabular": "Predicts a number for one row of a table, with a prediction interval when evaluation calibrated "
+               "one. Rows must have the training table's columns, with values in the ranges and categories it held.",
+}
+CARD_LIMITATIONS = [
+    "Trained and evaluated on one small dataset; error on other sources is unmeasured.",
+    "Intervals cover the target as often as the conformal section measured on test; re-check after any data shift.",
+    "Predictions outside the training target's range are extrapolations the evaluation did not test.",
+]
 
 
 def load(run_dir: Path, batch_size: int) -> EvaluationData:

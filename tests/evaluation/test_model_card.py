@@ -57,3 +57,22 @@ def test_card_grows_with_report(tmp_path: Path) -> None:
 def test_card_needs_a_run_dir(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not a Shipyard run directory"):
         write_model_card(tmp_path)
+
+
+@pytest.mark.parametrize("task, kind, says, never", [
+    ("classification", "image", "Classifies a single image", "Predicts a number"),
+    ("classification", "tabular", "Classifies one row of a table", "single image"),
+    ("regression", "tabular", "Predicts a number for one row", "Classifies"),
+    ("language_modeling", "text", "Continues a text prompt", "Classifies"),
+])
+def test_card_wording_comes_from_the_task(tmp_path: Path, task: str, kind: str, says: str, never: str) -> None:
+    run = _spine_run(tmp_path)
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "task": task}))
+    (run / "preprocess.json").write_text(json.dumps({"kind": kind, "labels": []}))
+    text = write_model_card(run).read_text()
+    use = text.split("## Intended use", 1)[1].split("##", 1)[0]
+    limitations = text.split("## Limitations", 1)[1]
+    assert says in use and never not in use and never not in limitations
+    if task != "classification":
+        assert "Labels outside the model's label list" not in limitations
