@@ -42,6 +42,18 @@ def train_and_export_digits(root: Path) -> Exported:
     return Exported(export.path, export.scripted_model_path, export.path / report["archive"]["path"], samples[0])
 
 
+def train_and_export_lm(root: Path) -> Exported:
+    """lm_llama_tiny, a few steps (weights barely matter for serving speed), exported as version 1.0."""
+    _run(["train.py", "+experiment=lm_llama_tiny", f"paths.output_root={root}", "run_id=bench", "trainer.max_steps=4",
+          "trainer.limit_val_batches=1", "trainer.val_check_interval=4", "test_after_fit=false",
+          "datamodule.seq_len=128", "callbacks.progress_bar=null", "logger=csv"])
+    run_dir = root / "lm_llama_tiny" / "bench"
+    _run(["export.py", f"run_dir={run_dir}", "version=1.0", "parity.batches=1"])
+    export = RunDir(run_dir).export
+    report = json.loads(export.export_json_path.read_text())
+    return Exported(export.path, export.scripted_model_path, export.path / report["archive"]["path"], Path())
+
+
 def digits_png_folder(root: Path, count: int = 512) -> Path:
     """`count` real digit images as PNGs in class folders (a scoring input)."""
     from datamodules.digits import digits_images

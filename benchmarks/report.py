@@ -64,6 +64,14 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      f"{_f(t['encode_batch_mb_per_s'])} (tokenizers encode_batch)", _f(t["ratio"]), "≥ 0.8"))
         rows.append((f"LM datamodule peak RSS MB, one epoch, {m['scale']}× corpus", _f(m["large"]["peak_rss_mb"]),
                      f"{_f(m['small']['peak_rss_mb'])} (1× corpus)", _f(m["ratio"]), "≤ 1.1"))
+    elif name == "lm_serving":
+        h, b, f = r["handler_vs_plain"], r["batched_vs_unbatched"], r["first_token_ms"]
+        rows.append((f"LM handler tokens/s, in process ({h['tokens']} tokens)", _f(h["handler_tokens_per_s"]),
+                     f"{_f(h['plain_tokens_per_s'])} (plain greedy loop)", _f(h["ratio"]), "≥ 0.9"))
+        rows.append((f"LM tokens/s, {b['clients']} clients, batched (8)", _f(b["batched_tokens_per_s"]),
+                     f"{_f(b['unbatched_tokens_per_s'])} (unbatched)", _f(b["ratio"]), "≥ 3"))
+        rows.append((f"time to first streamed token, HTTP ({f['requests']} requests)", f"p50 {_f(f['p50_ms'])} ms",
+                     f"p99 {_f(f['p99_ms'])} ms", "", "report"))
     return rows
 
 

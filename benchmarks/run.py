@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("training_overhead", "data_loading", "startup", "serving", "serving_load", "scoring", "lm_data")
+SECTIONS = ("training_overhead", "data_loading", "startup", "serving", "serving_load", "scoring", "lm_data", "lm_serving")
 
 
 def _settings(quick: bool) -> dict[str, Any]:
@@ -78,8 +78,16 @@ def _sections(s: dict[str, Any], workdir: Path, only: set[str]) -> dict[str, Cal
 
         return lm_data_bench.bench(repeats=s["lm_data_repeats"], files=s["lm_data_files"], workdir=workdir)
 
+    def lm_serving() -> Any:
+        from benchmarks.exported import train_and_export_lm
+        from benchmarks.lm_serving import bench as bench_lm_serving
+
+        lm = train_and_export_lm(workdir / "exported_lm")
+        return bench_lm_serving(lm.export_dir, lm.mar, quick=s["serving_requests"] < 100)
+
     table = {"training_overhead": training, "data_loading": data, "startup": startup, "serving": serving,
-             "serving_load": serving_load, "scoring": scoring, "lm_data": lm_data}
+             "serving_load": serving_load, "scoring": scoring, "lm_data": lm_data,
+             "lm_serving": lm_serving}
     return {k: v for k, v in table.items() if not only or k in only}
 
 

@@ -199,7 +199,8 @@ def _advance(seq: _Sequence, token: int, shape: DecoderShape, decode: Callable[[
         seq.finish = FINISH_STOP
     else:
         seq.tokens.append(token)
-        seq.text = decode(seq.tokens)
+        if seq.params.stop or on_delta is not None:  # else the text is decoded once, at the end
+            seq.text = decode(seq.tokens)
         cut = min((pos for pos in (seq.text.find(s) for s in seq.params.stop if s) if pos >= 0), default=-1)
         if cut >= 0:
             seq.text, seq.finish = seq.text[:cut], FINISH_STOP
@@ -207,6 +208,8 @@ def _advance(seq: _Sequence, token: int, shape: DecoderShape, decode: Callable[[
             seq.finish = FINISH_LENGTH
         elif seq.deadline is not None and clock() >= seq.deadline:
             seq.finish = FINISH_TIME
+    if seq.finish is not None and not seq.params.stop:
+        seq.text = decode(seq.tokens)
     if on_delta is None:
         return
     if token != shape.eos_token_id:
