@@ -173,8 +173,9 @@ def generate(decoder: Callable[..., Any], prompts: Sequence[Sequence[int]], para
             last = logits[:, -1, :]
             keep: list[int] = []
             next_ids: list[int] = []
+            greedy = last.argmax(dim=-1).tolist()  # one call for the whole batch; sampled rows draw below
             for row, seq in enumerate(active):
-                token = sample_token(last[row], seq.params, seq.generator)
+                token = greedy[row] if seq.generator is None else sample_token(last[row], seq.params, seq.generator)
                 _advance(seq, token, shape, decode, clock, on_delta)
                 if seq.finish is None:
                     keep.append(row)
