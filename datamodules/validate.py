@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -24,27 +25,38 @@ def main(cfg: DictConfig) -> None:
     """Compose like train.py, run every check, write the data report."""
     from hydra.utils import instantiate
 
-    from datamodules.checks.runner import failure_message, run_checks, write_report
+    from datamodules.checks.runner import failure_message
 
     run_dir = _RUN_DIR[0] if _RUN_DIR else None
     validate_run_config(cfg, run_dir)
     datamodule = instantiate(cfg.datamodule)
     datamodule.setup("fit")
     out_dir = RunDir(run_dir).data_checks_dir if run_dir else RunDir(Path(cfg.paths.output_root) / cfg.name).data_checks_dir
-    if getattr(datamodule, "roles", None) is not None:  # datamodule=tabular: the table checks
-        from datamodules.checks.tables import run_table_checks, write_table_report
-
-        report = run_table_checks(datamodule, cfg.datamodule.data_checks)
-        path = write_table_report(report, out_dir)
-    else:
-        report = run_checks(datamodule, cfg.datamodule.data_checks)
-        path = write_report(report, out_dir)
+    report, path = check_datamodule(datamodule, cfg, out_dir)
     for name, check in report["checks"].items():
         print(f"{name:17s} {check['status']:5s} {check['summary']}")
     print(f"data report: {path}")
     if report["failures"]:
         print(failure_message(report["failures"], "python -m datamodules.validate"), file=sys.stderr)
         raise SystemExit(1)
+
+
+def check_datamodule(datamodule: Any, cfg: DictConfig, out_dir: Path) -> tuple[dict[str, Any], Path]:
+    """The checks that fit the datamodule's kind of data, and the data report they wrote into out_dir."""
+    from datamodules.checks.runner import run_checks, write_report
+
+    if getattr(datamodule, "roles", None) is not None:  # datamodule=tabular: the table checks
+        from datamodules.checks.tables import run_table_checks, write_table_report
+
+        report = run_table_checks(datamodule, cfg.datamodule.data_checks)
+        return report, write_table_report(report, out_dir)
+    if hasattr(datamodule, "run_data_checks"):  # datamodule=tokens: the tokenization's rejects, the splits
+        checks = datamodule.run_data_checks()
+        report = {"datamodule": cfg.datamodule._target_, "passed": not checks["failures"], "items": checks["records"],
+                  **checks, "_items": []}  # token streams have no per-item statistics to plot
+        return report, write_report(report, out_dir, plots=False)
+    report = run_checks(datamodule, cfg.datamodule.data_checks)
+    return report, write_report(report, out_dir)
 
 
 def validate_run_config(cfg: DictConfig, run_dir: str | None) -> None:

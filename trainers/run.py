@@ -43,7 +43,7 @@ def check_config(cfg: DictConfig) -> None:
     check_top_level(cfg, TOP_LEVEL_SCHEMA)
     check_targets(cfg)
     check_data_paths(cfg)
-    task_module_class(cfg)  # the model names a task: run.json records it, later layers look it up
+    task_module_class(cfg).check_model_config(cfg.model)  # the task's own checks: paths it must read, ...
     check_job_environment(cfg.trainer.get("devices"), cfg.trainer.get("num_nodes"))  # no-op outside Slurm
     check_strategy(cfg)  # strategy x devices x nodes x precision combinations that cannot run
 

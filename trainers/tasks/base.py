@@ -43,6 +43,10 @@ class TaskModule(LightningModule):
         return {}
 
     @classmethod
+    def check_model_config(cls, model_cfg: Any) -> None:
+        """Refuse (core.errors.ConfigError) what the model config names but cannot exist; nothing by default."""
+
+    @classmethod
     def run_info(cls, datamodule: Any) -> dict[str, Any]:
         """What run.json records about the task beside "task" (e.g. labels); none by default."""
         return {}

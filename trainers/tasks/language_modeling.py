@@ -13,7 +13,7 @@ from torch import nn
 from trainers.schedules import decay_param_groups
 from trainers.tasks.base import TaskModule
 from trainers.tasks.lm_generation import GenerationSettings, log_generations
-from trainers.tasks.lm_init import load_run_weights
+from trainers.tasks.lm_init import check_init_from, check_pretrained, load_run_weights
 
 IGNORE_INDEX = -100  # labels the datamodule masks out (none in packed windows; kept for padded data)
 
@@ -62,6 +62,17 @@ class LanguageModeling(TaskModule):
     def model_config(cls, datamodule: Any) -> dict[str, Any]:
         """The embedding and context sizes come from the data: its tokenizer's vocabulary, its window length."""
         return {"vocab_size": int(datamodule.vocab_size), "seq_len": int(datamodule.seq_len)}
+
+    @classmethod
+    def check_model_config(cls, model_cfg: Any) -> None:
+        """model.init_from and model.net.pretrained name what exists (a LM run, a HF folder), before any work."""
+        from omegaconf import OmegaConf
+
+        if not OmegaConf.is_missing(model_cfg, "init_from") and model_cfg.get("init_from"):
+            check_init_from(str(model_cfg.init_from))
+        net = model_cfg.get("net") or {}
+        if "pretrained" in net and not OmegaConf.is_missing(net, "pretrained") and net.get("pretrained"):
+            check_pretrained(str(net.pretrained))
 
     @classmethod
     def run_info(cls, datamodule: Any) -> dict[str, Any]:
