@@ -11,6 +11,7 @@ from core.rundir import RunDir
 from trainers.resolvers import register
 
 register()
+FORMATS = ("torchserve", "hf")
 
 
 def typed_version(cfg: DictConfig) -> str:
@@ -31,6 +32,20 @@ def main(cfg: DictConfig) -> None:
     from serving.export.parity import ParityError, Tolerance
     from serving.export.run_loading import ExportError
 
+    if str(cfg.format) not in FORMATS:
+        print(f"export.py: format={cfg.format!r} is not known: use one of {', '.join(FORMATS)}", file=sys.stderr)
+        raise SystemExit(2)
+    if cfg.format == "hf":
+        from serving.export.hf_format import export_hf
+
+        try:
+            done = export_hf(cfg.run_dir, checkpoint=str(cfg.checkpoint), parity_batches=int(cfg.parity.batches),
+                             tolerance=Tolerance(float(cfg.parity.max_abs_diff), float(cfg.parity.min_argmax_agreement)))
+        except (ExportError, ParityError, FileNotFoundError, ValueError) as err:
+            print(f"export.py: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
+        print(json.dumps(done))
+        return
     try:
         report = export_run(
             cfg.run_dir, checkpoint=str(cfg.checkpoint), version=typed_version(cfg), model_name=cfg.model_name,
@@ -47,7 +62,7 @@ def main(cfg: DictConfig) -> None:
                                               f"{parity['argmax_agreement']:.4f} on {parity['samples']} samples)"
                                               if parity else f" ({info.get('reason', '')})"))
     export = RunDir(report["run_dir"]).export
-    if "archive" in report:
+    if "path" in report.get("archive", {}):
         print(f"archive: {export.path / report['archive']['path']}")
     print(json.dumps({"status": report["status"], "export_json": str(export.export_json_path)}))
 

@@ -72,6 +72,13 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                      f"{_f(b['unbatched_tokens_per_s'])} (unbatched)", _f(b["ratio"]), "≥ 3"))
         rows.append((f"time to first streamed token, HTTP ({f['requests']} requests)", f"p50 {_f(f['p50_ms'])} ms",
                      f"p99 {_f(f['p99_ms'])} ms", "", "report"))
+    elif name == "lm_decode":
+        k, c = r["kv_vs_recompute"], r["context"]
+        rows.append((f"LM decode tokens/s, KV cache ({k['new_tokens']} new after {k['prompt_tokens']}, TorchScript)",
+                     _f(k["cached_tokens_per_s"]), f"{_f(k['recompute_tokens_per_s'])} (recompute whole sequence)",
+                     _f(k["ratio"]), "report"))
+        rows.append((f"LM decode ms/token at context {c['long_context']}", _f(c["long_ms_per_token"]),
+                     f"{_f(c['short_ms_per_token'])} (context {c['short_context']})", _f(c["ratio"]), "≤ 1.5"))
     return rows
 
 

@@ -16,16 +16,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("training_overhead", "data_loading", "startup", "serving", "serving_load", "scoring", "lm_data", "lm_serving")
+SECTIONS = ("training_overhead", "data_loading", "startup", "serving", "serving_load", "scoring", "lm_data", "lm_serving",
+            "lm_decode")
 
 
 def _settings(quick: bool) -> dict[str, Any]:
     if quick:
         return {"train_repeats": 1, "train_steps": {"digits_cnn": (2, 4), "text_transformer": (2, 4)},
                 "data_epochs": 1, "data_repeats": 1, "startup_repeats": 1, "serving_requests": 16,
-                "scoring_repeats": 1, "lm_data_repeats": 1, "lm_data_files": 12}
+                "scoring_repeats": 1, "lm_data_repeats": 1, "lm_data_files": 12, "lm_decode": (1, 8, 4)}
     return {"train_repeats": 3, "train_steps": None, "data_epochs": 3, "data_repeats": 3, "startup_repeats": 3,
-            "serving_requests": 200, "scoring_repeats": 3, "lm_data_repeats": 3, "lm_data_files": None}
+            "serving_requests": 200, "scoring_repeats": 3, "lm_data_repeats": 3, "lm_data_files": None,
+            "lm_decode": (3, 128, 32)}
 
 
 def _sections(s: dict[str, Any], workdir: Path, only: set[str]) -> dict[str, Callable[[], Any]]:
@@ -78,6 +80,12 @@ def _sections(s: dict[str, Any], workdir: Path, only: set[str]) -> dict[str, Cal
 
         return lm_data_bench.bench(repeats=s["lm_data_repeats"], files=s["lm_data_files"], workdir=workdir)
 
+    def lm_decode() -> Any:
+        from benchmarks import lm_decode as lm_decode_bench
+
+        repeats, new_tokens, steps = s["lm_decode"]
+        return lm_decode_bench.bench(repeats=repeats, new_tokens=new_tokens, context_steps=steps)
+
     def lm_serving() -> Any:
         from benchmarks.exported import train_and_export_lm
         from benchmarks.lm_serving import bench as bench_lm_serving
@@ -87,7 +95,7 @@ def _sections(s: dict[str, Any], workdir: Path, only: set[str]) -> dict[str, Cal
 
     table = {"training_overhead": training, "data_loading": data, "startup": startup, "serving": serving,
              "serving_load": serving_load, "scoring": scoring, "lm_data": lm_data,
-             "lm_serving": lm_serving}
+             "lm_serving": lm_serving, "lm_decode": lm_decode}
     return {k: v for k, v in table.items() if not only or k in only}
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from core.run_layout import (
-    ARCHIVES_DIR, EXPORT_JSON, EXPORT_TOKENIZER_DIR, EXPORTED_PROGRAM, INDEX_TO_NAME, METADATA, MODEL_CARD, PREPROCESS,
+    ARCHIVES_DIR, EXPORT_JSON, EXPORT_TOKENIZER_DIR, EXPORT_TOKENIZER_FILE, EXPORTED_PROGRAM, HF_DIR, INDEX_TO_NAME, METADATA, MODEL_CARD, PREPROCESS,
     SCRIPTED_MODEL,
 )
 
 # what a .mar carries besides the model file, the handler and runtime/ (tokenizer/ too for text models)
 ARCHIVE_DATA_FILES = (PREPROCESS, INDEX_TO_NAME, METADATA, MODEL_CARD)
+# a language model's .mar: the decoder's metadata and the tokenizer file (no spec, no labels)
+LM_ARCHIVE_DATA_FILES = (METADATA, MODEL_CARD, EXPORT_TOKENIZER_FILE)
 MODEL_FILES = (SCRIPTED_MODEL, EXPORTED_PROGRAM)  # TorchScript first: it is what the handler serves
 
 
@@ -32,5 +34,7 @@ class ExportDir:
     metadata_path = property(lambda self: self.path / METADATA, doc="metadata.json: the export's provenance")
     model_card_path = property(lambda self: self.path / MODEL_CARD, doc="MODEL_CARD.md (a copy of the run's)")
     tokenizer_dir = property(lambda self: self.path / EXPORT_TOKENIZER_DIR, doc="tokenizer/ (text models)")
+    tokenizer_file = property(lambda self: self.path / EXPORT_TOKENIZER_FILE, doc="tokenizer.json (language models)")
+    hf_dir = property(lambda self: self.path / HF_DIR, doc="hf/: the Hugging Face folder (export.py format=hf)")
     export_json_path = property(lambda self: self.path / EXPORT_JSON, doc="export.json: the latest export's record")
     archives_dir = property(lambda self: self.path / ARCHIVES_DIR, doc="archives/<version>/<name>.mar")

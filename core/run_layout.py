@@ -38,6 +38,8 @@ EXPORTED_PROGRAM = "model.pt2"
 METADATA = "metadata.json"           # export/ and the .mar: provenance (run id, task, metrics, checkpoint)
 INDEX_TO_NAME = "index_to_name.json"  # export/ and the .mar: class index -> label
 EXPORT_TOKENIZER_DIR = "tokenizer"    # export/tokenizer (text runs): what the .mar carries
+EXPORT_TOKENIZER_FILE = "tokenizer.json"  # export/tokenizer.json (language-model runs): what the .mar carries
+HF_DIR = "hf"                          # export/hf: the Hugging Face folder of `export.py format=hf`
 MONITORING_DIR = "monitoring"
 TB_DIR = "tb"
 CONFIG_HISTORY_DIR = "config_history"  # NN-config.yaml + NN-changes.json before each resume that changed keys

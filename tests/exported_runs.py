@@ -76,3 +76,34 @@ def exported_text(tmp_path_factory: pytest.TempPathFactory) -> ExportedRun:
     root = tmp_path_factory.mktemp("exported_text")
     return train_and_export(root, "text_transformer", ["trainer.max_epochs=1", "trainer.limit_train_batches=4",
                                                        "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"])
+
+
+# the tiny LM of the export/serving tests: 2 Llama layers (GQA, tied embeddings), a 300-id tokenizer, 4 steps
+TINY_LM = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+           "num_key_value_heads": 2, "tie_word_embeddings": True}
+
+
+def train_tiny_lm(root: Path) -> Path:
+    """Tokenize a small code corpus and train lm_llama_tiny for 4 steps on it; returns the run directory."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    text = root / "code.jsonl"
+    text.write_text("".join(json.dumps({"text": f"def f{i}(x):\n    return x + {i % 7}\n" * 6}) + "\n"
+                            for i in range(80)))
+    subprocess.run([sys.executable, "-m", "datamodules.tokenize", f"input={text}", f"output={root / 'tokens'}",
+                    "vocab_size=300"], cwd=REPO, check=True, capture_output=True)
+    run_entry("train.py", "+experiment=lm_llama_tiny", f"datamodule.data_dir={root / 'tokens'}", "datamodule.seq_len=32",
+              "datamodule.batch_size=8", "trainer.max_steps=4", "trainer.val_check_interval=4",
+              "trainer.limit_val_batches=2", "trainer.limit_test_batches=1", "model.generation.max_new_tokens=2",
+              *[f"model.net.config.{k}={v}" for k, v in TINY_LM.items()], f"paths.output_root={root / 'out'}",
+              "run_id=fixture", *QUIET)
+    return root / "out" / "lm_llama_tiny" / "fixture"
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained (4 steps) tiny Llama LM run directory; read-only (copy_run it to export again)."""
+    return train_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))

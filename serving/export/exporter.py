@@ -130,6 +130,11 @@ def export_run(run_dir: str | Path, checkpoint: str = "best", version: str = "1.
         package.check_not_existing(mar, overwrite)  # before any expensive work
     task_name = run_task(run_dir)
     task = export_for(task_name)  # the task's inputs and parity check (serving/export/tasks/)
+    if task_name == "language_modeling":  # a decoder with a KV cache: its own files, parity and archive
+        from serving.export.lm_export import export_lm_run
+
+        return export_lm_run(run_dir, checkpoint, version, name, overwrite, parity_batches, tolerance, wanted,
+                             build_archive)
     chosen = choose_checkpoint(run_dir, checkpoint)
     ckpt = chosen.path
     spec, calibration = load_spec(run_dir)

@@ -65,13 +65,14 @@ def check_not_existing(path: Path, overwrite: bool) -> None:
                           "Bump the version (version=...) or pass overwrite=true to replace it")
 
 
-def stage_extra_files(staging: Path, model_files: Path, tokenizer: bool) -> list[str]:
+def stage_extra_files(staging: Path, model_files: Path, tokenizer: bool,
+                      data_files: tuple[str, ...] = ARCHIVE_DATA_FILES) -> list[str]:
     """Copy everything the archive carries besides model.pt and the handler into `staging`."""
     staging.mkdir(parents=True, exist_ok=True)
     for helper in runtime_files():  # byte-identical copies: the archive runs exactly the repository's code
         (staging / archive_name(helper)).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(helper, staging / archive_name(helper))
-    for name in ARCHIVE_DATA_FILES:
+    for name in data_files:
         shutil.copy2(model_files / name, staging / name)
     if tokenizer:
         shutil.copytree(ExportDir(model_files).tokenizer_dir, ExportDir(staging).tokenizer_dir)
@@ -89,7 +90,7 @@ def archiver_command(name: str, version: str, model_file: Path, handler: Path, e
 
 
 def build_mar(export_dir: Path, kind: str, name: str, version: str, overwrite: bool = False,
-              handler_file: str = "") -> tuple[Path, list[str]]:
+              handler_file: str = "", data_files: tuple[str, ...] = ARCHIVE_DATA_FILES) -> tuple[Path, list[str]]:
     """Archive the files of `export_dir` as archives/<version>/<name>.mar; returns it and its extra files.
 
     `handler_file`: the entry in entries/ for the run's task and input kind (runtime/tasks/ HANDLER_FILES).
@@ -101,7 +102,7 @@ def build_mar(export_dir: Path, kind: str, name: str, version: str, overwrite: b
     target.parent.mkdir(parents=True, exist_ok=True)  # the archiver refuses a missing export path
     with tempfile.TemporaryDirectory(prefix="shipyard-mar-") as tmp:
         extra = Path(tmp) / "extra"
-        files = stage_extra_files(extra, export_dir, tokenizer=kind == "text")
+        files = stage_extra_files(extra, export_dir, tokenizer=kind == "text", data_files=data_files)
         # the archiver stages in $TMPDIR/<model name> and deletes it: keep concurrent builds apart
         env = {**os.environ, "TMPDIR": tmp, "TEMP": tmp, "TMP": tmp}
         # build beside the target, then rename: a failed build never leaves a half-written .mar behind

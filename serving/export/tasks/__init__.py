@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from serving.export.tasks import classification, regression
+from serving.export.tasks import classification, language_modeling, regression
 
 # issues 13 and 14 add "language_modeling" and "regression" rows (no discovery)
 EXPORTS: dict[str, ModuleType] = {
     "classification": classification,
+    "language_modeling": language_modeling,
     "regression": regression,
 }
 
