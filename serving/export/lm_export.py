@@ -127,7 +127,8 @@ def export_lm_run(run_dir: Path, checkpoint: str, version: str, name: str, overw
     written = [export.path / p for p in published]
     handler = handler_file() if build_archive else None
     if handler:
-        mar, archived = package.build_mar(export.path, KIND, name, version, overwrite, handler, LM_ARCHIVE_DATA_FILES)
+        mar, archived = package.build_mar(export.path, KIND, name, version, overwrite, handler, LM_ARCHIVE_DATA_FILES,
+                                          tokenizer_dir=False)  # tokenizer.json is one of the data files
         report["archive"] = {"path": mar.relative_to(export.path).as_posix(), "contents": archived}
         written.append(mar)
     elif build_archive:  # the text-generation handler (runtime/tasks/language_modeling.py) is not there yet

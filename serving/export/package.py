@@ -90,7 +90,8 @@ def archiver_command(name: str, version: str, model_file: Path, handler: Path, e
 
 
 def build_mar(export_dir: Path, kind: str, name: str, version: str, overwrite: bool = False,
-              handler_file: str = "", data_files: tuple[str, ...] = ARCHIVE_DATA_FILES) -> tuple[Path, list[str]]:
+              handler_file: str = "", data_files: tuple[str, ...] = ARCHIVE_DATA_FILES,
+              tokenizer_dir: bool | None = None) -> tuple[Path, list[str]]:
     """Archive the files of `export_dir` as archives/<version>/<name>.mar; returns it and its extra files.
 
     `handler_file`: the entry in entries/ for the run's task and input kind (runtime/tasks/ HANDLER_FILES).
@@ -102,7 +103,8 @@ def build_mar(export_dir: Path, kind: str, name: str, version: str, overwrite: b
     target.parent.mkdir(parents=True, exist_ok=True)  # the archiver refuses a missing export path
     with tempfile.TemporaryDirectory(prefix="shipyard-mar-") as tmp:
         extra = Path(tmp) / "extra"
-        files = stage_extra_files(extra, export_dir, tokenizer=kind == "text", data_files=data_files)
+        files = stage_extra_files(extra, export_dir, tokenizer=kind == "text" if tokenizer_dir is None else tokenizer_dir,
+                                  data_files=data_files)
         # the archiver stages in $TMPDIR/<model name> and deletes it: keep concurrent builds apart
         env = {**os.environ, "TMPDIR": tmp, "TEMP": tmp, "TMP": tmp}
         # build beside the target, then rename: a failed build never leaves a half-written .mar behind

@@ -83,3 +83,19 @@ def test_torchscript_scripts_the_decoder_and_agrees(nets):
     b, pb = scripted(ids, mask, empty_past(dec.meta, 2))
     assert (a - b).abs().max() < ATOL and (pa - pb).abs().max() < ATOL
     assert dec.meta["arch"] == net.arch and dec.meta["vocab_size"] == VOCAB
+
+
+@torch.no_grad()
+def test_export_parity_passes_the_decoder_and_fails_a_different_model(nets):
+    from serving.export.parity import Tolerance
+    from serving.export.tasks import language_modeling as lm
+
+    net, dec = nets
+    other = CausalLM(net.arch, NETS[net.arch], vocab_size=VOCAB, max_seq_len=32, seed=1).eval()
+    batches = [lm.example_args({"input_ids": torch.randint(0, VOCAB, (3, 8))}, dec.meta)]
+    prompts = [[3, 4, 5], [9]]
+    good = lm.compare(net, dec, batches, Tolerance(), prompts, dec.meta)
+    assert good.passed and good.greedy_identical and good.max_abs_diff < 1e-5
+    bad = lm.compare(net, KVDecoder(other), batches, Tolerance(), prompts, dec.meta)
+    assert not bad.passed and not bad.greedy_identical and bad.max_abs_diff > 1e-4
+    assert "greedy tokens identical: False" in lm.failure_message("torchscript", bad, Tolerance())

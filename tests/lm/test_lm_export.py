@@ -87,3 +87,27 @@ def test_hf_folder_loads_in_transformers_and_as_pretrained(lm_export, tmp_path):
     # a KVDecoder over the reloaded GPT-2 still matches (the decoder reads whatever weights the folder held)
     assert (KVDecoder(loaded_net := CausalLM(pretrained=str(tmp_path / "gpt2")))(ids, torch.ones_like(ids),
             empty_past(KVDecoder(loaded_net).meta, 1))[0] - gpt2(ids)).abs().max() < 1e-5
+
+
+def test_archive_carries_decoder_metadata_tokenizer_and_runtime_and_generates_greedily(lm_export, tmp_path):
+    import zipfile
+
+    from serving.export.tasks.language_modeling import greedy_full
+    from serving.torchserve.inprocess import InProcessWorker
+    from tokenizers import Tokenizer
+
+    run_dir, report = lm_export
+    mar = run_dir / "export" / report["archive"]["path"]
+    names = set(zipfile.ZipFile(mar).namelist())
+    assert {"model.pt", "metadata.json", "tokenizer.json", "text_generator.py", "runtime/lm_generate.py"} <= names
+    assert not any(n.startswith(("trainers/", "serving/", "core/")) for n in names)  # no project code but runtime/
+    worker = InProcessWorker(mar, tmp_path, batch_size=4)  # TorchServe's own worker code on the archive
+    prompt = "def f1(x):\n"
+    code, (answer,) = worker.predict([(json.dumps({"prompt": prompt, "max_new_tokens": 6,
+                                                   "temperature": 0}).encode(), "application/json")])
+    ids = Tokenizer.from_file(str(run_dir / "export" / "tokenizer.json")).encode(prompt).ids
+    with torch.no_grad():
+        expected = greedy_full(eager(run_dir), ids, 6)
+    eos = report["decoder"]["eos_token_id"]
+    expected = expected[:expected.index(eos)] if eos in expected else expected
+    assert code == 200 and answer.status == 200 and answer.json["tokens"] == expected
