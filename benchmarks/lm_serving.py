@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from benchmarks.common import interleaved
+from core.export_dir import ExportDir
 from serving.torchserve.inprocess import InProcessWorker
 
 PROMPT = "the cat sat on the mat and"
@@ -50,9 +51,10 @@ def handler_vs_plain(export_dir: Path, mar: Path, new_tokens: int, repeats: int)
     """Tokens/s of one greedy request through the handler vs the plain loop (interleaved repeats)."""
     from tokenizers import Tokenizer
 
-    meta = json.loads((export_dir / "metadata.json").read_text())["decoder"]
-    model = torch.jit.load(str(export_dir / "model.pt")).eval()
-    ids = Tokenizer.from_file(str(export_dir / "tokenizer.json")).encode(PROMPT).ids
+    files = ExportDir(export_dir)
+    meta = json.loads(files.metadata_path.read_text())["decoder"]
+    model = torch.jit.load(str(files.scripted_model_path)).eval()
+    ids = Tokenizer.from_file(str(files.tokenizer_file)).encode(PROMPT).ids
     with tempfile.TemporaryDirectory(prefix="lm_bench_") as tmp:
         worker = InProcessWorker(mar, Path(tmp), batch_size=1)
         body = json.dumps({"prompt": PROMPT, "max_new_tokens": new_tokens, "temperature": 0.0}).encode()
