@@ -5,11 +5,16 @@ import json
 import sys
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
+from core.schema import defaults
+from serving.scoring.config import ScoreOptions
 from trainers.resolvers import register
 
 register()
+# the one place score.py's keys and defaults live is ScoreOptions; conf/score/score.yaml composes onto this node
+ConfigStore.instance().store(name="score_options", node=defaults(ScoreOptions))
 
 
 @hydra.main(version_base="1.3", config_path="conf/score", config_name="score")
@@ -40,4 +45,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from trainers.override_errors import run_with_config_errors
+
+    run_with_config_errors(main, "score.py", "score", "conf/score")

@@ -206,3 +206,20 @@ def from_overrides(cls: type[T], overrides: Sequence[str] = (), base: Any = None
 def to_dict(obj: Any) -> dict[str, Any]:
     """A validated schema as plain containers (for run.json / report.json)."""
     return dataclasses.asdict(obj)
+
+
+def defaults(cls: type) -> dict[str, Any]:
+    """The dataclass's defaults as plain containers, MISSING ('???') for a required field: the node a Hydra
+    entry point composes its overrides onto (so its YAML need not repeat them)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            value = MISSING
+        out[f.name] = to_dict(value) if dataclasses.is_dataclass(value) else value
+    return out

@@ -45,3 +45,26 @@ def test_data_checks_typo_uses_the_standard_message():
         load_checks_config({"max_missing_fractoin": 0.1})
     assert standard("datamodule.data_checks.max_missing_fractoin", "max_missing_fraction") in str(err.value)
     assert err.value.exit_code == 2
+
+
+def compose_entry(config_dir: str, config_name: str, overrides: list[str]):
+    """An entry point's composed config, as its @hydra.main gets it (in-process)."""
+    from hydra import compose, initialize_config_dir
+
+    from trainers.resolvers import REPO_ROOT
+
+    with initialize_config_dir(config_dir=str(REPO_ROOT / config_dir), version_base="1.3"):
+        return compose(config_name, overrides=overrides)
+
+
+def test_score_config_typo_uses_the_standard_message(tmp_path):
+    import score  # noqa: F401 - stores ScoreOptions' defaults as the `score_options` node
+    from serving.scoring.config import options_from_config
+
+    cfg = compose_entry("conf/score", "score", ["model=m", "input=i", f"output={tmp_path}", "+chunk_sise=8"])
+    with pytest.raises(ConfigError) as err:
+        options_from_config(cfg)
+    assert standard("chunk_sise", "chunk_size") in str(err.value) and err.value.exit_code == 2
+    assert "chunk_size" in str(err.value).split("Valid keys: ", 1)[1]
+    assert options_from_config(compose_entry("conf/score", "score", ["model=m", "input=i", "output=o"])).top_k == 5
+

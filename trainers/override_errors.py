@@ -12,14 +12,14 @@ from trainers.resolvers import REPO_ROOT
 _COULD_NOT_OVERRIDE = re.compile(r"Could not override '([^']+)'")
 
 
-def suggest(key: str, overrides: list[str], config_name: str) -> str:
+def suggest(key: str, overrides: list[str], config_name: str, config_dir: str = "conf") -> str:
     """`unknown key 'a.b'. Did you mean 'c'?` from the keys beside `key` in the config without that override."""
     from hydra import compose, initialize_config_dir
     from omegaconf import DictConfig, OmegaConf
 
     kept = [o for o in overrides if not re.match(rf"^~?{re.escape(key)}=", o)]
     parent_path, _, leaf = key.rpartition(".")
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(REPO_ROOT / config_dir), version_base="1.3"):
         cfg = compose(config_name, overrides=kept)
     parent = OmegaConf.select(cfg, parent_path) if parent_path else cfg
     names = [str(k) for k in parent.keys()] if isinstance(parent, DictConfig) else []
@@ -29,7 +29,8 @@ def suggest(key: str, overrides: list[str], config_name: str) -> str:
             f"(to add a new key on purpose: +{key}=...)")
 
 
-def run_with_config_errors(main: Callable[[], object], script: str, config_name: str) -> None:
+def run_with_config_errors(main: Callable[[], object], script: str, config_name: str,
+                           config_dir: str = "conf") -> None:
     """Run a @hydra.main entry point; a composition error (unknown key, missing group) exits 2 with one line."""
     from hydra.errors import ConfigCompositionException
 
@@ -43,7 +44,7 @@ def run_with_config_errors(main: Callable[[], object], script: str, config_name:
         found = _COULD_NOT_OVERRIDE.search(str(err))
         overrides = [a for a in sys.argv[1:] if "=" in a and not a.startswith("-")]
         try:
-            message = suggest(found.group(1), overrides, config_name) if found else str(err)
+            message = suggest(found.group(1), overrides, config_name, config_dir) if found else str(err)
         except Exception:  # noqa: BLE001 - the hint is best effort; Hydra's own message is still right
             message = str(err)
         print(f"{script}: invalid config:\n  - {message}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""What a scoring task is told to do: errors, options, `conf/score/score.yaml` checks, and sharding.
+"""What a scoring task is told to do: errors, options (ScoreOptions: the schema and defaults of score.py), and sharding.
 
 Errors are what a user fixes by changing the command line or the input (score.py prints them without
 a traceback). Sharding splits records across array tasks by a stable hash of the record id (whatever
@@ -10,20 +10,17 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from trainers.config_check import ConfigError, check_top_level
+from core.schema import validate
+from trainers.config_check import ConfigError
 from trainers.slurm import SubmitError
 
 
 class ScoringError(ValueError):
     """Base: the message names the problem and the fix."""
-
-
-class ScoringConfigError(ScoringError):
-    """A wrong value in the scoring config."""
 
 
 class InputError(ScoringError):
@@ -57,23 +54,41 @@ class Columns:
 
 @dataclass
 class ScoreOptions:
-    """What `conf/score/score.yaml` configures (library code never touches Hydra)."""
+    """score.py's config: schema and defaults in one place (conf/score/score.yaml only picks launcher/slurm)."""
 
-    model: str
-    input: str
-    output: str
+    model: str      # export folder or .mar archive
+    input: str      # image folder, .txt file list, or .csv/.jsonl/.parquet table
+    output: str     # output folder: part-*.parquet|jsonl, _rejects.jsonl, _SUCCESS.json
     format: str = "parquet"
-    columns: Columns = field(default_factory=Columns)
+    columns: Columns = field(default_factory=Columns)  # table inputs only
     top_k: int = 5
     batch_size: int = 64
-    num_workers: int = 2
-    device: str = "auto"
-    torch_threads: int | None = None
-    chunk_size: int = 1024
-    num_shards: int | None = None
-    shard_index: int | None = None
+    num_workers: int = 2  # DataLoader workers decoding records (0: in the main process)
+    device: str = "auto"  # auto (GPU when present) | cpu | cuda | cuda:N
+    torch_threads: int | None = None  # intra-op threads of the forward pass; None: torch's default
+    chunk_size: int = 1024  # records per output file (atomic writes, resume)
+    num_shards: int | None = None  # None: SLURM_ARRAY_TASK_COUNT, else 1
+    shard_index: int | None = None  # None: SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN, else 0
     progress: bool = True
+    name: str = "score"  # job name on Slurm: shipyard-score
+    launcher: dict[str, Any] = field(default_factory=dict)  # the launcher group (conf/launcher)
+    slurm: dict[str, Any] = field(default_factory=dict)  # the slurm group (conf/slurm), checked by slurm_array
 
+    def check(self) -> list[str]:
+        """Value rules beyond the types, each naming its key."""
+        problems = []
+        if self.format not in FORMATS:
+            problems.append(f"format={self.format!r}: use one of {', '.join(FORMATS)}")
+        for key in ("top_k", "batch_size", "chunk_size"):
+            if getattr(self, key) < 1:
+                problems.append(f"{key}={getattr(self, key)}: must be >= 1")
+        if self.num_workers < 0:
+            problems.append(f"num_workers={self.num_workers}: must be >= 0")
+        try:
+            resolve_shard(self.num_shards, self.shard_index)
+        except ShardingError as err:
+            problems.append(str(err))
+        return problems
 
 
 @dataclass(frozen=True)
@@ -142,40 +157,10 @@ def plan_batches(chunks: Sequence[Chunk], batch_size: int) -> list[tuple[int, li
 
 
 
-SCORE_SCHEMA: dict[str, tuple[type, ...]] = {
-    "model": (str,), "input": (str,), "output": (str,), "format": (str,), "columns": (),
-    "top_k": (int,), "batch_size": (int,), "num_workers": (int,), "device": (str,),
-    "torch_threads": (int, type(None)), "chunk_size": (int,),
-    "num_shards": (int, type(None)), "shard_index": (int, type(None)), "progress": (bool,),
-    "name": (str,), "launcher": (), "slurm": (),
-}
-
-
 # every error a user can fix by changing the command line or the input: printed without a traceback
 USER_ERRORS = (ScoringError, ConfigError, SubmitError)
 
 
-def options_from_config(cfg: DictConfig) -> ScoreOptions:
-    """Validate the top-level keys and values, then build plain options."""
-    check_top_level(cfg, SCORE_SCHEMA)
-    problems = []
-    if cfg.format not in FORMATS:
-        problems.append(f"format={cfg.format!r}: use one of {', '.join(FORMATS)}")
-    for key in ("top_k", "batch_size", "chunk_size"):
-        if cfg[key] < 1:
-            problems.append(f"{key}={cfg[key]}: must be >= 1")
-    if cfg.num_workers < 0:
-        problems.append(f"num_workers={cfg.num_workers}: must be >= 0")
-    try:
-        resolve_shard(cfg.num_shards, cfg.shard_index)
-    except ShardingError as err:
-        problems.append(str(err))
-    if problems:
-        raise ScoringConfigError("invalid config:\n  - " + "\n  - ".join(problems))
-    columns = OmegaConf.to_container(cfg.columns, resolve=True)
-    return ScoreOptions(
-        model=str(cfg.model), input=str(cfg.input), output=str(cfg.output), format=cfg.format,
-        columns=Columns(**columns), top_k=cfg.top_k, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-        device=cfg.device, torch_threads=cfg.torch_threads, chunk_size=cfg.chunk_size, num_shards=cfg.num_shards, shard_index=cfg.shard_index,
-        progress=cfg.progress,
-    )
+def options_from_config(cfg: DictConfig | Mapping[str, Any]) -> ScoreOptions:
+    """The composed config checked against ScoreOptions (unknown keys, types, values): ConfigError, exit 2."""
+    return validate(ScoreOptions, cfg)
