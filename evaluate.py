@@ -8,27 +8,31 @@ from __future__ import annotations
 import sys
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from core.rundir import RunDir
+from core.schema import defaults
+from evaluation.config import EvaluateConfig
 from trainers.resolvers import register
 
 register()
+# the one place evaluate.py's keys and defaults live is EvaluateConfig; conf/evaluate.yaml composes onto this node
+ConfigStore.instance().store(name="evaluate_options", node=defaults(EvaluateConfig))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     """Validate the config, evaluate the run, exit with the verdict."""
-    from omegaconf.errors import OmegaConfBaseException
-
+    from core.errors import ConfigError
     from evaluation.config import validate
     from evaluation.report import evaluate_run, summary_line
     from evaluation.success import EXIT_FAIL, EXIT_PASS
 
     try:
         cfg = validate(cfg)
-    except OmegaConfBaseException as err:
-        print(f"evaluate.py: bad config: {err}", file=sys.stderr)
+    except ConfigError as err:  # a typo'd key or a wrong type: core/schema.py's message
+        print(f"evaluate.py: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     from core.errors import UserError
 
@@ -43,4 +47,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from trainers.override_errors import run_with_config_errors
+
+    run_with_config_errors(main, "evaluate.py", "evaluate")

@@ -1,51 +1,55 @@
-"""The evaluation config schema (conf/evaluate.yaml mirrors it): a typo in a key fails before any work."""
+"""evaluate.py's config: EvaluateConfig is the schema and holds the defaults (conf/evaluate.yaml only sets Hydra up).
+
+A typo'd key or a wrong type fails before any work with core/schema.py's message (ConfigError, exit 2)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
-from trainers.resolvers import REPO_ROOT
-
-EVALUATE_YAML = REPO_ROOT / "conf" / "evaluate.yaml"
+from core import schema
+from core.schema import MISSING
 
 
 @dataclass
 class CalibrationConfig:
     enabled: bool = True
-    n_bins: int = 15
+    n_bins: int = 15                 # ECE / MCE / reliability-diagram bins
+    # T is fitted inside these bounds (an error-free val split has no NLL minimum)
     min_temperature: float = 0.05
     max_temperature: float = 20.0
-    write_temperature: bool = True   # RUN_DIR/calibration.json, which export applies
+    write_temperature: bool = True   # RUN_DIR/calibration.json: export puts its temperature into the served spec
 
 
 @dataclass
 class FairnessConfig:
     enabled: bool = True
-    group: str = "auto"              # auto | ink_density | text_length | column:NAME (evaluation/groups.py)
+    # auto (images: ink_density, text: text_length) | ink_density | text_length | column:NAME (evaluation/groups.py)
+    group: str = "auto"
+    # flagged when a gap (max over classes, one-vs-rest) is above these
     thresholds: dict[str, float] = field(default_factory=lambda: {
         "demographic_parity_difference": 0.2, "equalized_odds_difference": 0.3, "accuracy_difference": 0.1})
-    min_group_size: int = 10
-    max_groups: int = 10
+    min_group_size: int = 10         # smaller groups are flagged as too small to judge
+    max_groups: int = 10             # numeric columns with more distinct values are split at the training median
 
 
 @dataclass
 class ExplanationsConfig:
     enabled: bool = True
-    samples: int = 4
-    ig_steps: int = 32
-    shap_samples: int = 100
-    shap_patches_per_side: int = 4
-    top_tokens: int = 8
+    samples: int = 4                 # test samples explained (spread over the split)
+    ig_steps: int = 32               # Integrated Gradients steps
+    shap_samples: int = 100          # KernelShap coalitions per sample
+    shap_patches_per_side: int = 4   # images: KernelShap features are a grid of patches
+    top_tokens: int = 8              # text: tokens listed per sample
 
 
 @dataclass
 class BaselinesConfig:
     enabled: bool = True
     models: list[str] = field(default_factory=lambda: ["logistic_regression", "random_forest", "gradient_boosting"])
-    metric: str = "accuracy"
+    metric: str = "accuracy"         # best baseline and the deep model's margin are judged on this
 
 
 @dataclass
@@ -56,13 +60,15 @@ class ConformalConfig:
 
 @dataclass
 class SuccessConfig:
-    metric: str = "test/acc"
+    metric: str = "test/acc"         # (regression runs: test/r2 when left at test/acc) any key of report.json's metrics
     threshold: Optional[float] = None  # None: no verdict unless the run's config (its experiment) sets one
-    mode: str = "max"
+    mode: str = "max"                # max: PASS when metric >= threshold; min: PASS when <=
 
 
 @dataclass
 class CardConfig:
+    """Free text for MODEL_CARD.md (defaults per input kind when None)."""
+
     intended_use: Optional[str] = None
     out_of_scope: Optional[str] = None
     limitations: list[str] = field(default_factory=list)
@@ -70,9 +76,9 @@ class CardConfig:
 
 @dataclass
 class EvaluateConfig:
-    run_dir: str = MISSING
-    batch_size: int = 256
-    model_card: bool = True
+    run_dir: str = MISSING           # the run directory train.py wrote
+    batch_size: int = 256            # inference batch size for logits
+    model_card: bool = True          # (re)write RUN_DIR/MODEL_CARD.md from the report
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     fairness: FairnessConfig = field(default_factory=FairnessConfig)
     explanations: ExplanationsConfig = field(default_factory=ExplanationsConfig)
@@ -83,15 +89,10 @@ class EvaluateConfig:
 
 
 def validate(cfg: DictConfig | dict[str, Any]) -> DictConfig:
-    """Merge into the schema: unknown keys and wrong types raise with the key's full name."""
-    cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
-    plain = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k != "hydra"}
-    return OmegaConf.merge(OmegaConf.structured(EvaluateConfig), plain)
+    """Checked against EvaluateConfig (unknown keys, wrong types: ConfigError, exit 2), defaults filled in."""
+    return OmegaConf.create(schema.to_dict(schema.validate(EvaluateConfig, cfg)))
 
 
 def load_default(run_dir: str | Path, overrides: dict[str, Any] | None = None) -> DictConfig:
-    """conf/evaluate.yaml for a run, as train.py uses it after fit (no Hydra app of its own)."""
-    base = OmegaConf.load(EVALUATE_YAML)
-    base = OmegaConf.masked_copy(base, [k for k in base if k not in ("hydra", "defaults")])
-    base.run_dir = str(run_dir)
-    return validate(OmegaConf.merge(base, overrides or {}))
+    """EvaluateConfig's defaults for a run, as train.py uses them after fit (no Hydra app of its own)."""
+    return validate(OmegaConf.merge(overrides or {}, {"run_dir": str(run_dir)}))

@@ -68,3 +68,14 @@ def test_score_config_typo_uses_the_standard_message(tmp_path):
     assert "chunk_size" in str(err.value).split("Valid keys: ", 1)[1]
     assert options_from_config(compose_entry("conf/score", "score", ["model=m", "input=i", "output=o"])).top_k == 5
 
+
+def test_evaluate_config_typo_uses_the_standard_message(tmp_path):
+    import evaluate  # noqa: F401 - stores EvaluateConfig's defaults as the `evaluate_options` node
+    from evaluation.config import validate
+
+    cfg = compose_entry("conf", "evaluate", [f"run_dir={tmp_path}", "+calibration.n_bin=5"])
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert standard("calibration.n_bin", "n_bins") in str(err.value) and err.value.exit_code == 2
+    assert "n_bins" in str(err.value).split("Valid keys: ", 1)[1]
+    assert validate(compose_entry("conf", "evaluate", [f"run_dir={tmp_path}"])).calibration.n_bins == 15

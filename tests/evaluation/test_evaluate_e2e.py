@@ -63,12 +63,12 @@ def test_exit_code_follows_success_threshold(digits_run: Path) -> None:
 
 
 def test_config_typo_is_named() -> None:
-    from omegaconf.errors import OmegaConfBaseException
-
+    from core.errors import ConfigError
     from evaluation.config import validate
 
-    with pytest.raises(OmegaConfBaseException, match="treshold"):
+    with pytest.raises(ConfigError, match=r"unknown key 'success.treshold'. Did you mean 'threshold'\?") as err:
         validate({"run_dir": "x", "success": {"treshold": 0.5}})
+    assert err.value.exit_code == 2
     assert validate({"run_dir": "x", "success": {"threshold": 0.5}}).success.metric == "test/acc"
 
 
