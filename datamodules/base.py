@@ -116,6 +116,8 @@ class ClassificationDataModule(EpochResumeMixin, LightningDataModule):
         if train:
             sampler = self.train_sampler(len(self.datasets[split]))
             generator = sampler.loader_generator
+        else:
+            sampler = self.eval_sampler(len(self.datasets[split]))
         return DataLoader(
             self.datasets[split],
             batch_size=self.batch_size,

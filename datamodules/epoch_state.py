@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from datamodules.splits import EpochShuffleSampler
+from datamodules.splits import EpochShuffleSampler, EvalShardSampler
 
 
 class EpochResumeMixin:
-    """`state_dict`/`load_state_dict` for a LightningDataModule whose train loader uses `train_sampler`."""
+    """`state_dict`/`load_state_dict` for a LightningDataModule whose train loader uses `train_sampler`.
+
+    Also `eval_sampler`: the val/test loaders' unpadded distributed share (datamodules.splits.EvalShardSampler).
+    """
 
     batch_size: int
     seed: int
@@ -23,6 +26,15 @@ class EpochResumeMixin:
             sampler.resume_at(epoch, batches * self.batch_size)
             self._resume_position = None
         return sampler
+
+    def eval_sampler(self, num_items: int) -> EvalShardSampler | None:
+        """Val/test under N ranks: every item on exactly one rank (no padding), so metrics count it once."""
+        trainer = getattr(self, "trainer", None)
+        world = getattr(trainer, "world_size", 1) or 1
+        # fewer items than ranks: a rank with no batch would miss the collectives; keep Lightning's padding
+        if world == 1 or num_items < world:
+            return None
+        return EvalShardSampler(num_items, num_replicas=world, rank=getattr(trainer, "global_rank", 0) or 0)
 
     def state_dict(self) -> dict[str, Any]:
         """Where fitting stands in its epoch (saved in every checkpoint): a resume skips what was trained on."""

@@ -68,3 +68,22 @@ class EpochShuffleSampler(DistributedSampler):
             indices = indices[self._resume[1]:]
             self._resume = None  # only the interrupted epoch is shortened
         return iter(indices)
+
+
+class EvalShardSampler(DistributedSampler):
+    """Rank r of N takes items r, r+N, r+2N, ...: disjoint shares that cover every item exactly once.
+
+    torch's DistributedSampler (what Lightning installs for val/test) pads the last share with repeated
+    items, so distributed evaluation metrics counted some samples twice. Shares here may differ by one item;
+    torchmetrics and `self.log(sync_dist=True)` sum counts across ranks, so the metrics equal one process's.
+    A DistributedSampler subclass, so Lightning (use_distributed_sampler) keeps it in place.
+    """
+
+    def __init__(self, num_items: int, num_replicas: int, rank: int) -> None:
+        super().__init__(range(num_items), num_replicas=num_replicas, rank=rank, shuffle=False)
+        self.num_items = num_items
+        self.num_samples = len(range(rank, num_items, num_replicas))
+        self.total_size = num_items
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.num_items, self.num_replicas))

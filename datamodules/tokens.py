@@ -106,6 +106,8 @@ class TokensDataModule(EpochResumeMixin, LightningDataModule):
             # drop_last: every rank gets a disjoint share of the same seeded permutation
             sampler = self.train_sampler(len(self.datasets[split]), drop_last=True)
             generator = sampler.loader_generator
+        else:
+            sampler = self.eval_sampler(len(self.datasets[split]))
         return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=False, sampler=sampler,
                           num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
                           pin_memory=self.pin_memory, generator=generator,

@@ -48,6 +48,10 @@ RESUMED = "deepspeed_stage_3_resumed"
 STRAIGHT = "single_two_epochs"
 MULTINODE = "ddp_two_nodes"  # DDP across two torchrun launchers (node ranks 0 and 1), one process each
 RDZV_ID = "shipyard-two-nodes"
+# the ddp run also tests on every row of an odd-sized test file (119 rows, batch 8 per rank): torch's
+# DistributedSampler would pad rank 1's share with a repeat of row 0; the metrics must count each row once
+FULL_TEST = "ddp"
+ODD_TEST_ROWS = 119
 
 
 def run_env() -> dict[str, str]:
@@ -123,10 +127,20 @@ class Runs:
             extra = [*RUNS["deepspeed_stage_3"][0], "trainer.max_epochs=2", f"ckpt_path={first}"]
         else:
             extra = RUNS[name][0]
+        if name == FULL_TEST:
+            extra = [*extra, f"datamodule.test_file={self.odd_test_file()}", "trainer.limit_test_batches=1.0"]
         # no run_id: rank 0 resolves a timestamp; the ranks Lightning starts must land in the same directory
         cmd = [sys.executable, str(REPO / "train.py"), *COMMON, *extra, f"paths.output_root={self.base / name}"]
         proc = subprocess.run(cmd, cwd=REPO, env=run_env(), capture_output=True, text=True, timeout=600)
         return [_check(proc, f"train.py strategy={name}")]
+
+    def odd_test_file(self) -> Path:
+        """The bundled test CSV cut to its first ODD_TEST_ROWS rows (not divisible by 2 ranks)."""
+        path = self.base / "test_odd.csv"
+        if not path.exists():
+            lines = (REPO / "data/support_tickets/test.csv").read_text().splitlines(keepends=True)
+            path.write_text("".join(lines[:1 + ODD_TEST_ROWS]))
+        return path
 
     def _two_nodes(self) -> list[str]:
         port = free_port()

@@ -10,10 +10,11 @@ import json
 
 import pytest
 import torch
+from torchmetrics.classification import MulticlassF1Score
 
 from tests.conftest import run_entry
 from trainers.compose import compose_train
-from tests.distributed.runs import GLOBAL_BATCH, MULTINODE, NAME, RUNS, STEPS
+from tests.distributed.runs import FULL_TEST, GLOBAL_BATCH, MULTINODE, NAME, ODD_TEST_ROWS, RUNS, STEPS
 from tests.distributed.reference_eval import fixed_batch, loss_and_logits, plain_net
 from trainers.config_check import ConfigError
 from trainers.run import check_config
@@ -60,6 +61,23 @@ def test_strategy_matches_single_process(strategy_runs, single, name):
     assert torch.allclose(logits, reference_logits, atol=5e-3), (logits - reference_logits).abs().max()
     print(f"{name}: {run.seconds:.1f}s, loss {loss:.6f} vs {reference_loss:.6f}, "
           f"max |logit diff| {(logits - reference_logits).abs().max():.2e}")
+
+
+@pytest.mark.slow
+def test_ddp_test_metrics_count_every_sample_once(strategy_runs):
+    # one process evaluating the same checkpoint on the whole test file (what evaluate.py does) is the reference
+    run = strategy_runs.get(FULL_TEST)
+    batch = fixed_batch(run.run_dir, 4 * ODD_TEST_ROWS)  # the whole test split in one batch
+    assert len(batch["labels"]) == ODD_TEST_ROWS
+    loss, logits = loss_and_logits(plain_net(run.run_dir, run.run_dir / "checkpoints" / "last.ckpt"), batch)
+    correct = int((logits.argmax(-1) == batch["labels"]).sum())
+    metrics = json.loads((run.run_dir / "metrics.json").read_text())
+    # exact count: a padded duplicate makes it k/120 or (k+1)/120, never k/119
+    assert round(metrics["test/acc"] * ODD_TEST_ROWS, 3) == correct, (metrics["test/acc"], correct, ODD_TEST_ROWS)
+    f1 = MulticlassF1Score(num_classes=logits.shape[-1], average="macro")(logits, batch["labels"])
+    assert metrics["test/f1_macro"] == pytest.approx(float(f1), abs=1e-6), (metrics["test/f1_macro"], float(f1))
+    print(f"ddp test/acc {metrics['test/acc']:.6f} vs one process {correct}/{ODD_TEST_ROWS}, "
+          f"test/loss {metrics['test/loss']:.6f} vs {loss:.6f}")
 
 
 def _problems(overrides, tmp_path) -> str:
