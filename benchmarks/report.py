@@ -21,6 +21,10 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
                              "≥ 0.97"))
                 rows.append((f"Shipyard's own ms/step above bare Lightning: {exp}", _f(v["overhead_ms_per_step"]),
                              "0 (bare Trainer)", "-", "≤ 0.3 ms"))
+    elif name == "lm_training":
+        rows.append((f"LM train tokens/s: {r['experiment']} ({_f(r['step_ms']['shipyard'])} ms/step)",
+                     _f(r["shipyard_tokens_per_s"]), f"{_f(r['plain_tokens_per_s'])} (plain loop)", _f(r["ratio"]),
+                     "≥ 0.97"))
     elif name == "data_loading":
         for exp, v in r.items():
             rows.append((f"loader samples/s: {exp} ({v['datamodule']}, workers={v['num_workers']})",

@@ -16,18 +16,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ("training_overhead", "data_loading", "startup", "serving", "serving_load", "scoring", "lm_data", "lm_serving",
-            "lm_decode")
+SECTIONS = ("training_overhead", "lm_training", "data_loading", "startup", "serving", "serving_load", "scoring",
+            "lm_data", "lm_serving", "lm_decode")
 
 
 def _settings(quick: bool) -> dict[str, Any]:
     if quick:
         return {"train_repeats": 1, "train_steps": {"digits_cnn": (2, 4), "text_transformer": (2, 4)},
                 "data_epochs": 1, "data_repeats": 1, "startup_repeats": 1, "serving_requests": 16,
-                "scoring_repeats": 1, "lm_data_repeats": 1, "lm_data_files": 12, "lm_decode": (1, 8, 4)}
+                "scoring_repeats": 1, "lm_data_repeats": 1, "lm_data_files": 12, "lm_decode": (1, 8, 4),
+                "lm_training": (1, 2, 4)}
     return {"train_repeats": 3, "train_steps": None, "data_epochs": 3, "data_repeats": 3, "startup_repeats": 3,
             "serving_requests": 200, "scoring_repeats": 3, "lm_data_repeats": 3, "lm_data_files": None,
-            "lm_decode": (3, 128, 32)}
+            "lm_decode": (3, 128, 32), "lm_training": (3, 5, 30)}
 
 
 def _sections(s: dict[str, Any], workdir: Path, only: set[str]) -> dict[str, Callable[[], Any]]:
@@ -44,6 +45,12 @@ def _sections(s: dict[str, Any], workdir: Path, only: set[str]) -> dict[str, Cal
         from benchmarks import training_overhead
 
         return training_overhead.bench(repeats=s["train_repeats"], steps=s["train_steps"])
+
+    def lm_training() -> Any:
+        from benchmarks import lm_training as lm_training_bench
+
+        repeats, warmup, timed = s["lm_training"]
+        return lm_training_bench.bench(repeats=repeats, warmup=warmup, timed=timed)
 
     def data() -> Any:
         from benchmarks import data_loading
@@ -93,7 +100,7 @@ def _sections(s: dict[str, Any], workdir: Path, only: set[str]) -> dict[str, Cal
         lm = train_and_export_lm(workdir / "exported_lm")
         return bench_lm_serving(lm.export_dir, lm.mar, quick=s["serving_requests"] < 100)
 
-    table = {"training_overhead": training, "data_loading": data, "startup": startup, "serving": serving,
+    table = {"training_overhead": training, "lm_training": lm_training, "data_loading": data, "startup": startup, "serving": serving,
              "serving_load": serving_load, "scoring": scoring, "lm_data": lm_data,
              "lm_serving": lm_serving, "lm_decode": lm_decode}
     return {k: v for k, v in table.items() if not only or k in only}

@@ -89,3 +89,16 @@ def test_lm_data_tokenize_throughput_and_flat_memory(tmp_path: Path) -> None:
     assert np.array_equal(np.load(large / "documents.npy")[:, 2], np.tile(lengths, 3))
     rss = lm_data.peak_rss(large, seq_len=32)
     assert rss["peak_rss_mb"] > 0 and rss["batches"] > 0 and rss["tokens"] > 0
+
+
+def test_run_knows_the_lm_training_section_and_reports_its_row() -> None:
+    """`make bench` runs lm_training (quick and full settings) and the table shows its ratio against the target."""
+    from benchmarks.run import SECTIONS, _sections, _settings
+
+    assert "lm_training" in SECTIONS
+    assert "lm_training" in _sections(_settings(True), Path("."), {"lm_training"})
+    result = {"experiment": "lm_llama_tiny", "plain_tokens_per_s": 1000.0, "shipyard_tokens_per_s": 980.0,
+              "ratio": 0.98, "step_ms": {"plain": 80.0, "shipyard": 81.0}}
+    report = {"machine": {"cpu": "x", "cores": 2, "torch": "2", "torch_threads": 1, "python": "3", "device": "cpu"},
+              "started": "now", "sections": {"lm_training": {"status": "ok", "result": result}}}
+    assert "| LM train tokens/s: lm_llama_tiny (81 ms/step) | 980 | 1e+03 (plain loop) | 0.98 | ≥ 0.97 |" in markdown(report)
