@@ -5,13 +5,17 @@ import json
 import sys
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from core.rundir import RunDir
+from core.schema import defaults
+from serving.export.config import ExportConfig
 from trainers.resolvers import register
 
 register()
-FORMATS = ("torchserve", "hf")
+# the one place export.py's keys and defaults live is ExportConfig; conf/export.yaml composes onto this node
+ConfigStore.instance().store(name="export_options", node=defaults(ExportConfig))
 
 
 def typed_version(cfg: DictConfig) -> str:
@@ -27,20 +31,24 @@ def typed_version(cfg: DictConfig) -> str:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    """Export, check parity, package; exit 1 with the reason on any failure."""
+    """Export, check parity, package; exit 2 on a config error, 1 with the reason on any other failure."""
+    from core.errors import ConfigError
+    from serving.export.config import export_config
     from serving.export.exporter import export_run
     from serving.export.parity import ParityError, Tolerance
     from serving.export.run_loading import ExportError
 
-    if str(cfg.format) not in FORMATS:
-        print(f"export.py: format={cfg.format!r} is not known: use one of {', '.join(FORMATS)}", file=sys.stderr)
-        raise SystemExit(2)
-    if cfg.format == "hf":
+    try:
+        opts = export_config(cfg)
+    except ConfigError as err:
+        print(f"export.py: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if opts.format == "hf":
         from serving.export.hf_format import export_hf
 
         try:
-            done = export_hf(cfg.run_dir, checkpoint=str(cfg.checkpoint), parity_batches=int(cfg.parity.batches),
-                             tolerance=Tolerance(float(cfg.parity.max_abs_diff), float(cfg.parity.min_argmax_agreement)))
+            done = export_hf(opts.run_dir, checkpoint=opts.checkpoint, parity_batches=opts.parity.batches,
+                             tolerance=Tolerance(opts.parity.max_abs_diff, opts.parity.min_argmax_agreement))
         except (ExportError, ParityError, FileNotFoundError, ValueError) as err:
             print(f"export.py: {err}", file=sys.stderr)
             raise SystemExit(1) from None
@@ -48,10 +56,10 @@ def main(cfg: DictConfig) -> None:
         return
     try:
         report = export_run(
-            cfg.run_dir, checkpoint=str(cfg.checkpoint), version=typed_version(cfg), model_name=cfg.model_name,
-            overwrite=bool(cfg.overwrite), parity_batches=int(cfg.parity.batches),
-            tolerance=Tolerance(float(cfg.parity.max_abs_diff), float(cfg.parity.min_argmax_agreement)),
-            wanted=list(cfg.targets), build_archive=bool(cfg.package),
+            opts.run_dir, checkpoint=opts.checkpoint, version=typed_version(cfg), model_name=opts.model_name,
+            overwrite=opts.overwrite, parity_batches=opts.parity.batches,
+            tolerance=Tolerance(opts.parity.max_abs_diff, opts.parity.min_argmax_agreement),
+            wanted=list(opts.targets), build_archive=opts.package,
         )
     except (ExportError, ParityError, FileNotFoundError, ValueError) as err:
         print(f"export.py: {err}", file=sys.stderr)
@@ -68,4 +76,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from trainers.override_errors import run_with_config_errors
+
+    run_with_config_errors(main, "export.py", "export")

@@ -69,6 +69,19 @@ def test_score_config_typo_uses_the_standard_message(tmp_path):
     assert options_from_config(compose_entry("conf/score", "score", ["model=m", "input=i", "output=o"])).top_k == 5
 
 
+def test_export_config_typo_uses_the_standard_message(tmp_path):
+    import export  # noqa: F401 - stores ExportConfig's defaults as the `export_options` node
+    from serving.export.config import export_config
+
+    cfg = compose_entry("conf", "export", [f"run_dir={tmp_path}", "+parity.batchs=1"])
+    with pytest.raises(ConfigError) as err:
+        export_config(cfg)
+    assert standard("parity.batchs", "batches") in str(err.value) and err.value.exit_code == 2
+    assert "batches" in str(err.value).split("Valid keys: ", 1)[1]
+    assert export_config(compose_entry("conf", "export", [f"run_dir={tmp_path}"])).targets == ["torchscript",
+                                                                                              "torch_export"]
+
+
 def test_evaluate_config_typo_uses_the_standard_message(tmp_path):
     import evaluate  # noqa: F401 - stores EvaluateConfig's defaults as the `evaluate_options` node
     from evaluation.config import validate
