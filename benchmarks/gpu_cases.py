@@ -44,7 +44,12 @@ def sync(dev: torch.device) -> None:
 
 def rates(cfg: GPTConfig, batch: int, steps: int, seconds: float, dev: torch.device, flops_per_token: float) -> dict[str, Any]:
     """tokens/s, achieved TFLOP/s and MFU of a timed window."""
-    tokens_per_s = steps * batch * cfg.seq_len / seconds
+    return token_rates(batch * cfg.seq_len, steps, seconds, dev, flops_per_token)
+
+
+def token_rates(tokens_per_step: int, steps: int, seconds: float, dev: torch.device, flops_per_token: float) -> dict[str, Any]:
+    """tokens/s, achieved TFLOP/s and MFU of a timed window of `steps` steps of `tokens_per_step` tokens."""
+    tokens_per_s = steps * tokens_per_step / seconds
     achieved = tokens_per_s * flops_per_token
     peak = device_peak_flops(dev, PRECISION)
     return {
@@ -175,6 +180,22 @@ CASES: dict[str, Any] = {
     "deepspeed_stage_2_eager": lambda: trainer_loop("deepspeed_stage_2", False, True),
     "deepspeed_stage_2_compile": lambda: trainer_loop("deepspeed_stage_2", True, False),
 }
+
+
+def _lm_case(strategy: str, compile_model: bool) -> Any:
+    def run() -> dict[str, Any]:
+        from benchmarks import gpu_lm_cases
+
+        s, dev = settings(), device()
+        if strategy == "plain":
+            return gpu_lm_cases.lm_plain(compile_model, s, dev, token_rates, sync, DRY_RUN)
+        return gpu_lm_cases.lm_trainer(strategy, compile_model, s, dev, token_rates, sync, DRY_RUN)
+    return run
+
+
+# lm_llama_350m (conf/experiment): lm_plain_eager, lm_single_compile, lm_fsdp_eager, ...
+CASES.update({f"lm_{strategy}_{mode}": _lm_case(strategy, mode == "compile")
+              for strategy in ("plain", "single", "fsdp", "deepspeed_stage_2") for mode in ("eager", "compile")})
 
 
 def main(argv: list[str]) -> int:

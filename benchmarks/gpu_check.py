@@ -2,7 +2,8 @@
 
 Budget: GPU_CHECK_BUDGET_S (default 450 s, under the 8 minutes a lent H100/H200 call gets). Cases run in
 priority order; a case that would not fit in what is left is skipped and reported, and a name in
-GPU_CHECK_CASES that is no case is reported as failed (exit 1): nothing is silently dropped.
+GPU_CHECK_CASES that is no case is reported as failed (exit 1): nothing is silently dropped. The LM cases
+(lm_llama_350m, benchmarks/gpu_lm_cases.py) run only when named (GPU_CHECK_CASES=lm for all of them).
 """
 from __future__ import annotations
 
@@ -30,7 +31,18 @@ CASES: list[tuple[str, int]] = [
     ("export_handler", 90),
     ("fsdp_compile", 150),
     ("deepspeed_stage_2_compile", 150),
+    # lm_llama_350m (conf/experiment) through the LM task, run only when named: GPU_CHECK_CASES=lm (all of
+    # them) or lm_plain_eager,lm_single_eager,... (the LM plain loop of the same mode is their baseline)
+    ("lm_plain_eager", 120),
+    ("lm_single_eager", 150),
+    ("lm_fsdp_eager", 150),
+    ("lm_deepspeed_stage_2_eager", 180),
+    ("lm_plain_compile", 200),
+    ("lm_single_compile", 200),
+    ("lm_fsdp_compile", 200),
+    ("lm_deepspeed_stage_2_compile", 200),
 ]
+LM_TARGETS = "targets: single >= 45 % MFU and >= 0.97 of lm_plain; fsdp >= 0.95"
 MIN_CASE_S = 40  # a trainer case needs this much just to import and build
 
 
@@ -58,7 +70,11 @@ def run_case(name: str, timeout: float, workdir: Path) -> dict[str, Any]:
 
 def summary_rows(results: list[dict[str, Any]]) -> list[str]:
     """A compact fixed-width table: tokens/s, MFU, ratio to the plain loop of the same compile mode."""
-    base = {r["case"].split("_")[-1]: r.get("tokens_per_s") for r in results if r["case"].startswith("plain_") and r["status"] == "ok"}
+    def key(case: str) -> tuple[bool, str]:  # (LM case?, compile mode): each family has its own plain loop
+        return case.startswith("lm_"), case.split("_")[-1]
+
+    base = {key(r["case"]): r.get("tokens_per_s") for r in results
+            if r["case"].removeprefix("lm_").startswith("plain_") and r["status"] == "ok"}
     rows = [f"{'case':28s} {'status':8s} {'tok/s':>10s} {'MFU':>6s} {'vs plain':>8s} {'cb MFU':>7s} {'wall s':>7s}  note"]
     for r in results:
         if r["status"] != "ok":
@@ -71,8 +87,8 @@ def summary_rows(results: list[dict[str, Any]]) -> list[str]:
                         f"{cnn['batch_8']['p50_ms']}); GPT cls TorchScript b1 p50 {gpt['batch_1']['p50_ms']} ms, b8 p50 {gpt['batch_8']['p50_ms']} ms")
             continue
         tok, mfu = r["tokens_per_s"], r.get("mfu")
-        mode = r["case"].split("_")[-1]
-        ratio = f"{tok / base[mode]:.3f}" if base.get(mode) and not r["case"].startswith("plain_") else ""
+        mode = key(r["case"])
+        ratio = f"{tok / base[mode]:.3f}" if base.get(mode) and "plain_" not in r["case"] else ""
         cb = (r.get("callback") or {}).get("perf/mfu")
         note = r.get("strategy_class", "")
         if r.get("checkpoint"):
@@ -89,6 +105,8 @@ def main() -> int:
         os.environ.setdefault("GPU_CHECK_COMPILE_BACKEND", "aot_eager")
         budget = float(os.environ.get("GPU_CHECK_BUDGET_S", "900"))
     only = [c for c in os.environ.get("GPU_CHECK_CASES", "").split(",") if c]
+    if "lm" in only:  # the LM group: every lm_* case
+        only = [c for c in only if c != "lm"] + [name for name, _ in CASES if name.startswith("lm_")]
     started = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="gpu_check_"))
     known = [name for name, _ in CASES]
@@ -100,7 +118,7 @@ def main() -> int:
     for result in results:
         print(f"[gpu_check] {result['case']}: failed ({result['error']})", flush=True)
     for name, limit in CASES:
-        if only and name not in only:
+        if (only and name not in only) or (not only and name.startswith("lm_")):
             continue
         left = budget - (time.perf_counter() - started)
         if left < MIN_CASE_S:
@@ -117,6 +135,8 @@ def main() -> int:
     report = {"dry_run": DRY_RUN, "python": platform.python_version(), "wall_s": round(time.perf_counter() - started, 1),
               "logs": str(workdir), "results": results}
     print("\n".join(["", "GPU check summary" + (" (DRY RUN: tiny model on CPU)" if DRY_RUN else ""), *summary_rows(results)]))
+    if any(r["case"].startswith("lm_") for r in results):
+        print(f"LM cases (lm_llama_350m) {LM_TARGETS}")
     out_dir = os.environ.get("OUT")
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)

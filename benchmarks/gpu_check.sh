@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # GPU readiness check for one lent H100/H200 (<= 8 minutes): GPT-style decoder in bf16, plain loop vs our trainer
 # (single, fsdp, deepspeed_stage_2; eager and torch.compile), checkpoint consolidation, TorchScript export latency.
+# LM cases (GPU_CHECK_CASES=lm, or lm_single_eager,...): lm_llama_350m through the LM task vs a plain loop, MFU from
+# the task's flops_per_token; targets single >= 45 % MFU and >= 0.97 of the plain loop, fsdp (bf16 params) >= 0.95.
 # Runs with the machine's python3 (not the project venv). Prints a summary; writes $OUT/gpu_check.json if OUT is set.
 # GPU_CHECK_DRY_RUN=1: tiny model, 2 steps, on the CPU (tests/test_gpu_check.py).
 set -uo pipefail

@@ -79,3 +79,23 @@ def test_gpu_check_reports_a_failing_case(tmp_path: Path) -> None:
     assert unknown["status"] == "failed" and unknown["reason"] == "unknown_case"
     assert "not a case" in unknown["error"] and "plain_eager" in unknown["error"]
     assert proc.returncode == 1, proc.stdout[-3000:]
+
+
+def test_lm_cases_are_known_and_their_configs_compose(tmp_path: Path) -> None:
+    """Every lm_llama_350m case is a case of both the orchestrator and the runner, picked by GPU_CHECK_CASES=lm,
+    and composes: FSDP2 keeps param_dtype=bf16, the others lose that FSDP-only key; an unknown strategy fails."""
+    from benchmarks import gpu_cases, gpu_check, gpu_lm_cases
+
+    names = {f"lm_{s}_{m}" for s in ("plain", "single", "fsdp", "deepspeed_stage_2") for m in ("eager", "compile")}
+    assert names <= {name for name, _ in gpu_check.CASES} and names <= set(gpu_cases.CASES)
+    targets = {}
+    for strategy in gpu_lm_cases.STRATEGIES:
+        cfg = gpu_lm_cases.lm_config(strategy, compile_model=True, dry_run=False)
+        assert cfg.name == "lm_llama_350m" and cfg.model.compile and cfg.model.net.config.num_hidden_layers == 24
+        assert cfg.model.vocab_size == 8192 and cfg.model.seq_len == 1024
+        targets[strategy] = cfg.strategy._target_
+        assert cfg.strategy.get("param_dtype") == ("bf16" if strategy == "fsdp" else None), strategy
+    assert targets == {"single": "trainers.strategies.single_device", "fsdp": "trainers.strategies.fsdp2",
+                       "deepspeed_stage_2": "trainers.strategies.deepspeed"}
+    with pytest.raises(KeyError, match="not one of"):
+        gpu_lm_cases.lm_config("fsdp1", compile_model=False, dry_run=True)
