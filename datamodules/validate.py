@@ -50,7 +50,10 @@ def check_datamodule(datamodule: Any, cfg: DictConfig, out_dir: Path) -> tuple[d
 
         report = run_table_checks(datamodule, cfg.datamodule.data_checks)
         return report, write_table_report(report, out_dir)
-    if hasattr(datamodule, "run_data_checks"):  # datamodule=tokens: the tokenization's rejects, the splits
+    from datamodules.tokens import TokensDataModule
+
+    # every datamodule has run_data_checks (train() calls it); only token streams skip the per-item checks below
+    if isinstance(datamodule, TokensDataModule):  # datamodule=tokens: the tokenization's rejects, the splits
         checks = datamodule.run_data_checks()
         report = {"datamodule": cfg.datamodule._target_, "passed": not checks["failures"], "items": checks["records"],
                   **checks, "_items": []}  # token streams have no per-item statistics to plot
