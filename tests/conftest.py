@@ -35,17 +35,6 @@ def run_entry(script: str, *args: str, cwd: Path = REPO, env: dict | None = None
     return proc
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Group tests for xdist (`make test` runs `-n 2 --dist loadgroup`): one group per test folder, or per file at
-    the top level, so a folder's session/module fixtures (trained runs, TorchServe instances) are built on one worker
-    only; everything on the Slurm cluster shares one group, so two multi-node jobs never queue behind each other."""
-    tests_root = Path(__file__).resolve().parent
-    for item in items:
-        rel = Path(str(item.path)).resolve().relative_to(tests_root)
-        group = "slurm" if item.get_closest_marker("slurm") else (rel.parts[0] if len(rel.parts) > 1 else rel.stem)
-        item.add_marker(pytest.mark.xdist_group(group))
-
-
 def require_service(available: bool, reason: str) -> None:
     """Skip when a machine cannot provide a service, but never under CI=true: there it is a failure."""
     if available:
