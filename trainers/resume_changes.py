@@ -28,6 +28,7 @@ RESUMABLE_KEYS = (
     "model.scheduler.T_max", "model.scheduler.total_steps",  # the schedule's horizon (rebuilt below)
     "datamodule.num_workers", "callbacks.progress_bar", "callbacks.early_stopping.patience",
     "callbacks.throughput.log_every_n_steps", "callbacks.lr_monitor",
+    "callbacks.signal",  # a fault injector (+callbacks.signal=, e.g. a preemption drill) is on the attempt it signals
     "evaluate", "test_after_fit", "optimized_metric",
     "launcher", "slurm", "cost", "logger", "paths.output_root",
 )
