@@ -73,86 +73,29 @@ class RunDir:
         return self.path / rel
 
     # ---- paths -------------------------------------------------------------------------------------------
-    @property
-    def config_path(self) -> Path:
-        """RUN_DIR/config.yaml: the resolved config the run was trained with."""
-        return self.path / CONFIG
-
-    @property
-    def info_path(self) -> Path:
-        """RUN_DIR/run.json: provenance, task, best/last checkpoint, cost."""
-        return self.path / RUN_INFO
-
-    @property
-    def metrics_path(self) -> Path:
-        """RUN_DIR/metrics.json: the final logged metrics."""
-        return self.path / METRICS
-
-    @property
-    def spec_path(self) -> Path:
-        """RUN_DIR/preprocess.json."""
-        return self.path / PREPROCESS
-
-    @property
-    def calibration_path(self) -> Path:
-        """RUN_DIR/calibration.json."""
-        return self.path / CALIBRATION
-
-    @property
-    def model_card_path(self) -> Path:
-        """RUN_DIR/MODEL_CARD.md."""
-        return self.path / MODEL_CARD
-
-    @property
-    def train_log_path(self) -> Path:
-        """RUN_DIR/train.log."""
-        return self.path / TRAIN_LOG
-
-    @property
-    def data_dir(self) -> Path:
-        """RUN_DIR/data: the datamodule's artifacts."""
-        return self.path / DATA_DIR
-
-    @property
-    def splits_path(self) -> Path:
-        """RUN_DIR/data/splits.json: item ids per split."""
-        return self.path / SPLITS
-
-    @property
-    def labels_path(self) -> Path:
-        """RUN_DIR/data/labels.json."""
-        return self.path / LABELS
-
-    @property
-    def bad_records_path(self) -> Path:
-        """RUN_DIR/data/bad_records.json."""
-        return self.path / BAD_RECORDS
-
-    @property
-    def tokenizer_dir(self) -> Path:
-        """RUN_DIR/data/tokenizer."""
-        return self.path / TOKENIZER_DIR
-
-    @property
-    def tokenizer_file(self) -> Path:
-        """RUN_DIR/data/tokenizer/tokenizer.json (language-model runs)."""
-        return self.path / TOKENIZER_FILE
-
-    @property
-    def checkpoints_dir(self) -> Path:
-        """RUN_DIR/checkpoints."""
-        return self.path / CHECKPOINT_DIR
-
+    config_path = property(lambda self: self.path / CONFIG,
+                           doc="RUN_DIR/config.yaml: the resolved config the run was trained with.")
+    info_path = property(lambda self: self.path / RUN_INFO,
+                         doc="RUN_DIR/run.json: provenance, task, best/last checkpoint, cost.")
+    metrics_path = property(lambda self: self.path / METRICS, doc="RUN_DIR/metrics.json: the final logged metrics.")
+    spec_path = property(lambda self: self.path / PREPROCESS, doc="RUN_DIR/preprocess.json.")
+    calibration_path = property(lambda self: self.path / CALIBRATION, doc="RUN_DIR/calibration.json.")
+    model_card_path = property(lambda self: self.path / MODEL_CARD, doc="RUN_DIR/MODEL_CARD.md.")
+    train_log_path = property(lambda self: self.path / TRAIN_LOG, doc="RUN_DIR/train.log.")
+    data_dir = property(lambda self: self.path / DATA_DIR, doc="RUN_DIR/data: the datamodule's artifacts.")
+    splits_path = property(lambda self: self.path / SPLITS, doc="RUN_DIR/data/splits.json: item ids per split.")
+    labels_path = property(lambda self: self.path / LABELS, doc="RUN_DIR/data/labels.json.")
+    bad_records_path = property(lambda self: self.path / BAD_RECORDS, doc="RUN_DIR/data/bad_records.json.")
+    tokenizer_dir = property(lambda self: self.path / TOKENIZER_DIR, doc="RUN_DIR/data/tokenizer.")
+    tokenizer_file = property(lambda self: self.path / TOKENIZER_FILE,
+                              doc="RUN_DIR/data/tokenizer/tokenizer.json (language-model runs).")
+    checkpoints_dir = property(lambda self: self.path / CHECKPOINT_DIR, doc="RUN_DIR/checkpoints.")
     @property
     def last_checkpoint_path(self) -> Path:
         """RUN_DIR/checkpoints/last.ckpt (a file or a sharded folder)."""
         return self.checkpoints_dir / LAST_CHECKPOINT
 
-    @property
-    def report_dir(self) -> Path:
-        """RUN_DIR/report."""
-        return self.path / REPORT_DIR
-
+    report_dir = property(lambda self: self.path / REPORT_DIR, doc="RUN_DIR/report.")
     @property
     def report_json_path(self) -> Path:
         """RUN_DIR/report/report.json."""
@@ -168,26 +111,15 @@ class RunDir:
         """RUN_DIR/report/evaluation_error.txt (a failed evaluation after training)."""
         return self.report_dir / EVALUATION_ERROR
 
-    @property
-    def data_checks_dir(self) -> Path:
-        """RUN_DIR/data_checks."""
-        return self.path / DATA_CHECKS_DIR
-
+    data_checks_dir = property(lambda self: self.path / DATA_CHECKS_DIR, doc="RUN_DIR/data_checks.")
     @property
     def data_report_path(self) -> Path:
         """RUN_DIR/data_checks/data_report.json."""
         return self.data_checks_dir / DATA_REPORT_JSON
 
-    @property
-    def cv_summary_path(self) -> Path:
-        """RUN_DIR/cv_summary.json (every fold's run of a cross-validation)."""
-        return self.path / CV_SUMMARY_JSON
-
-    @property
-    def export_dir(self) -> Path:
-        """RUN_DIR/export."""
-        return self.path / EXPORT_DIR
-
+    cv_summary_path = property(lambda self: self.path / CV_SUMMARY_JSON,
+                               doc="RUN_DIR/cv_summary.json (every fold's run of a cross-validation).")
+    export_dir = property(lambda self: self.path / EXPORT_DIR, doc="RUN_DIR/export.")
     @property
     def export(self) -> ExportDir:
         """RUN_DIR/export as an ExportDir (model.pt, export.json, metadata.json, archives/, ...)."""
@@ -208,20 +140,12 @@ class RunDir:
         """RUN_DIR/export/archives."""
         return self.export.archives_dir
 
-    @property
-    def monitoring_dir(self) -> Path:
-        """RUN_DIR/monitoring."""
-        return self.path / MONITORING_DIR
-
+    monitoring_dir = property(lambda self: self.path / MONITORING_DIR, doc="RUN_DIR/monitoring.")
     def reference_path(self, split: str) -> Path:
         """RUN_DIR/monitoring/reference_<split>.json (the drift reference cache)."""
         return self.monitoring_dir / f"reference_{split}.json"
 
-    @property
-    def tb_dir(self) -> Path:
-        """RUN_DIR/tb."""
-        return self.path / TB_DIR
-
+    tb_dir = property(lambda self: self.path / TB_DIR, doc="RUN_DIR/tb.")
     # ---- checks ------------------------------------------------------------------------------------------
     def is_run(self) -> bool:
         """Whether the folder holds a run's config.yaml."""
@@ -251,11 +175,8 @@ class RunDir:
             cfg = OmegaConf.to_yaml(cfg, resolve=True)
         return atomic_write_text(self.config_path, cfg)
 
-    @property
-    def config_history_dir(self) -> Path:
-        """RUN_DIR/config_history: earlier config.yaml files and the keys each resume changed."""
-        return self.path / CONFIG_HISTORY_DIR
-
+    config_history_dir = property(lambda self: self.path / CONFIG_HISTORY_DIR,
+                                  doc="RUN_DIR/config_history: earlier configs + the keys each resume changed.")
     def replace_config(self, cfg: Any, changes: dict[str, Any]) -> Path:
         """A resume changed keys: keep config.yaml as config_history/NN-config.yaml (+ NN-changes.json), write cfg."""
         n = len(list(self.config_history_dir.glob("*-config.yaml"))) if self.config_history_dir.is_dir() else 0
