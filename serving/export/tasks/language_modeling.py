@@ -2,12 +2,12 @@
 validation logits and on greedy generations from fixed prompts (eager HF model, no cache, vs the export's KV cache)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 
-from serving.export.parity import Tolerance
+from serving.export.parity import ParityResult, Tolerance
 from trainers.nets.kv_decoder import KVDecoder, empty_past
 
 INPUT_NAMES = ("input_ids", "attention_mask", "past")
@@ -17,23 +17,12 @@ GREEDY_TOKENS = 12
 
 
 @dataclass
-class LMParity:
-    """Figures of one target's comparison: logits on validation windows + greedy tokens from PROMPTS."""
+class LMParity(ParityResult):
+    """The classifiers' logit figures on validation windows, plus greedy tokens from PROMPTS."""
 
-    samples: int = 0
-    batches: int = 0
-    max_abs_diff: float = 0.0
-    mean_abs_diff: float = 0.0
-    argmax_agreement: float = 1.0
     greedy_identical: bool = False
     greedy_prompts: int = 0
     greedy_tokens: int = 0
-    passed: bool = False
-    batch_sizes: list[int] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready figures."""
-        return asdict(self)
 
 
 def export_net(net: torch.nn.Module) -> torch.nn.Module:
