@@ -10,8 +10,9 @@ import pytest
 
 from trainers.resolvers import register
 
-# session fixtures shared by serving, scoring and lifecycle tests: defined once so each trains once
-pytest_plugins = ["tests.exported_runs"]
+# session fixtures shared by serving, scoring and lifecycle tests (defined once so each trains once), and how
+# `make test`'s xdist workers split the files
+pytest_plugins = ["tests.exported_runs", "tests.xdist_scheduling"]
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"

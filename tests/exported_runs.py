@@ -3,7 +3,7 @@
     def test_something(exported_digits):          # or exported_text
         exported_digits.run_dir / exported_digits.model_pt / exported_digits.mar ...
 
-Each is trained ONCE per pytest session (digits_cnn: 2 short epochs; text_transformer: 1 short
+Each is trained ONCE per pytest session, across xdist workers (tests/built_once.py; digits_cnn: 2 short epochs; text_transformer: 1 short
 epoch) and exported with `python export.py` (parity on, version 1.0, `.mar` built). Treat the
 folders as read-only: tests that export again (other versions, overwrite, ...) copy the run first
 with `copy_run(exported.run_dir, tmp_path)`.
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.built_once import built_once
 from tests.conftest import run_entry
 
 # evaluate=false: evaluation after training (report, calibration, explanations) is not what these fixtures are for
@@ -48,11 +49,16 @@ def train_and_export(output_root: Path, experiment: str, train_args: list[str], 
               *QUIET, *train_args)
     run_dir = output_root / experiment / run_id
     run_entry("export.py", f"run_dir={run_dir}", f"version={version}", "parity.batches=2")
+    return exported_run(run_dir)
+
+
+def exported_run(run_dir: Path) -> ExportedRun:
+    """The ExportedRun of a run directory that export.py has written to (read from its export.json)."""
     export_dir = run_dir / "export"
     report = json.loads((export_dir / "export.json").read_text())
     return ExportedRun(run_dir=run_dir, export_dir=export_dir, model_pt=export_dir / "model.pt",
-                       mar=export_dir / report["archive"]["path"], name=report["model_name"], version=version,
-                       kind=report["kind"])
+                       mar=export_dir / report["archive"]["path"], name=report["model_name"],
+                       version=report["version"], kind=report["kind"])
 
 
 def copy_run(run_dir: Path, dest_root: Path) -> Path:
@@ -65,17 +71,19 @@ def copy_run(run_dir: Path, dest_root: Path) -> Path:
 @pytest.fixture(scope="session")
 def exported_digits(tmp_path_factory: pytest.TempPathFactory) -> ExportedRun:
     """digits_cnn, 2 epochs of 10 batches, exported as digits_cnn v1.0."""
-    root = tmp_path_factory.mktemp("exported_digits")
-    return train_and_export(root, "digits_cnn", ["trainer.max_epochs=2", "trainer.limit_train_batches=10",
-                                                 "trainer.limit_val_batches=2", "trainer.limit_test_batches=2"])
+    root = built_once(tmp_path_factory, "exported_digits", lambda root: train_and_export(
+        root, "digits_cnn", ["trainer.max_epochs=2", "trainer.limit_train_batches=10", "trainer.limit_val_batches=2",
+                             "trainer.limit_test_batches=2"]))
+    return exported_run(root / "digits_cnn" / "fixture")
 
 
 @pytest.fixture(scope="session")
 def exported_text(tmp_path_factory: pytest.TempPathFactory) -> ExportedRun:
     """text_transformer (2-layer BERT, MiniLM tokenizer), 1 epoch of 4 batches, exported as v1.0."""
-    root = tmp_path_factory.mktemp("exported_text")
-    return train_and_export(root, "text_transformer", ["trainer.max_epochs=1", "trainer.limit_train_batches=4",
-                                                       "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"])
+    root = built_once(tmp_path_factory, "exported_text", lambda root: train_and_export(
+        root, "text_transformer", ["trainer.max_epochs=1", "trainer.limit_train_batches=4",
+                                   "trainer.limit_val_batches=1", "trainer.limit_test_batches=1"]))
+    return exported_run(root / "text_transformer" / "fixture")
 
 
 # the tiny LM of the export/serving tests: 2 Llama layers (GQA, tied embeddings), a 300-id tokenizer, 4 steps
@@ -106,4 +114,4 @@ def train_tiny_lm(root: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_lm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained (4 steps) tiny Llama LM run directory; read-only (copy_run it to export again)."""
-    return train_tiny_lm(tmp_path_factory.mktemp("tiny_lm"))
+    return built_once(tmp_path_factory, "tiny_lm", train_tiny_lm) / "out" / "lm_llama_tiny" / "fixture"

@@ -16,6 +16,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "text_transformer"
@@ -98,6 +99,14 @@ class Run:
         return json.loads((self.run_dir / "run.json").read_text())
 
 
+def odd_test_file(root: Path) -> Path:
+    """The bundled test CSV cut to its first ODD_TEST_ROWS rows (not divisible by 2 ranks), written into root."""
+    path = root / "test_odd.csv"
+    lines = (REPO / "data/support_tickets/test.csv").read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:1 + ODD_TEST_ROWS]))
+    return path
+
+
 def _check(proc: subprocess.CompletedProcess, what: str) -> str:
     out = proc.stdout + proc.stderr
     if proc.returncode != 0:
@@ -106,20 +115,26 @@ def _check(proc: subprocess.CompletedProcess, what: str) -> str:
 
 
 class Runs:
-    """Starts each run the first time a test asks for it (session-wide), so each costs its time once."""
+    """Starts each run the first time a test asks for it, once per session across xdist workers (a file lock
+    in the shared basetemp, tests/built_once.py), so each costs its time once."""
 
-    def __init__(self, base: Path) -> None:
-        self.base = base
+    def __init__(self, build_once: Callable[[str, Callable[[Path], object]], Path]) -> None:
+        self.build_once = build_once  # (name, build(folder)) -> the folder, built by whichever worker came first
         self.done: dict[str, Run] = {}
 
     def get(self, name: str) -> Run:
         if name not in self.done:
-            started = time.time()
-            logs = self._two_nodes() if name == MULTINODE else self._train(name)
-            self.done[name] = Run(name, self.base / name, logs, time.time() - started)
+            folder = self.build_once(name, lambda folder: self._run(name, folder))
+            logs = json.loads((folder / "logs.json").read_text())
+            self.done[name] = Run(name, folder, logs["logs"], logs["seconds"])
         return self.done[name]
 
-    def _train(self, name: str) -> list[str]:
+    def _run(self, name: str, folder: Path) -> None:
+        started = time.time()
+        logs = self._two_nodes(folder) if name == MULTINODE else self._train(name, folder)
+        (folder / "logs.json").write_text(json.dumps({"logs": logs, "seconds": time.time() - started}))
+
+    def _train(self, name: str, root: Path) -> list[str]:
         if name == STRAIGHT:
             extra = [*RUNS["single"][0], "trainer.max_epochs=2"]
         elif name == RESUMED:
@@ -128,24 +143,16 @@ class Runs:
         else:
             extra = RUNS[name][0]
         if name == FULL_TEST:
-            extra = [*extra, f"datamodule.test_file={self.odd_test_file()}", "trainer.limit_test_batches=1.0"]
+            extra = [*extra, f"datamodule.test_file={odd_test_file(root)}", "trainer.limit_test_batches=1.0"]
         # no run_id: rank 0 resolves a timestamp; the ranks Lightning starts must land in the same directory
-        cmd = [sys.executable, str(REPO / "train.py"), *COMMON, *extra, f"paths.output_root={self.base / name}"]
+        cmd = [sys.executable, str(REPO / "train.py"), *COMMON, *extra, f"paths.output_root={root}"]
         proc = subprocess.run(cmd, cwd=REPO, env=run_env(), capture_output=True, text=True, timeout=600)
         return [_check(proc, f"train.py strategy={name}")]
 
-    def odd_test_file(self) -> Path:
-        """The bundled test CSV cut to its first ODD_TEST_ROWS rows (not divisible by 2 ranks)."""
-        path = self.base / "test_odd.csv"
-        if not path.exists():
-            lines = (REPO / "data/support_tickets/test.csv").read_text().splitlines(keepends=True)
-            path.write_text("".join(lines[:1 + ODD_TEST_ROWS]))
-        return path
-
-    def _two_nodes(self) -> list[str]:
+    def _two_nodes(self, root: Path) -> list[str]:
         port = free_port()
         args = [*COMMON, "strategy=ddp", "trainer.devices=1", "trainer.num_nodes=2",
-                f"datamodule.batch_size={GLOBAL_BATCH // 2}", f"paths.output_root={self.base / MULTINODE}"]
+                f"datamodule.batch_size={GLOBAL_BATCH // 2}", f"paths.output_root={root}"]
         procs = []
         for node_rank in (0, 1):
             cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={node_rank}",

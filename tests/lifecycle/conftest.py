@@ -1,26 +1,25 @@
 """Lifecycle fixtures: the serving fixtures' tiny exported runs, plus a second version of the digits model."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.built_once import built_once
 from tests.conftest import run_entry
-from tests.exported_runs import ExportedRun
+from tests.exported_runs import ExportedRun, exported_run
 
 
 @pytest.fixture(scope="session")
 def digits_v2(exported_digits: ExportedRun, tmp_path_factory: pytest.TempPathFactory) -> ExportedRun:
     """The same trained run exported again as version 2.0 (a second immutable registry/serving version)."""
-    dest = tmp_path_factory.mktemp("digits_v2") / "digits_cnn" / "v2run"
-    shutil.copytree(exported_digits.run_dir, dest, ignore=shutil.ignore_patterns("export", "monitoring"))
-    run_entry("export.py", f"run_dir={dest}", "version=2.0", "parity.batches=1", "targets=[torchscript]")
-    report = json.loads((dest / "export" / "export.json").read_text())
-    return ExportedRun(run_dir=dest, export_dir=dest / "export", model_pt=dest / "export" / "model.pt",
-                       mar=dest / "export" / report["archive"]["path"], name=report["model_name"], version="2.0",
-                       kind=report["kind"])
+    def build(root: Path) -> None:
+        dest = root / "digits_cnn" / "v2run"
+        shutil.copytree(exported_digits.run_dir, dest, ignore=shutil.ignore_patterns("export", "monitoring"))
+        run_entry("export.py", f"run_dir={dest}", "version=2.0", "parity.batches=1", "targets=[torchscript]")
+
+    return exported_run(built_once(tmp_path_factory, "digits_v2", build) / "digits_cnn" / "v2run")
 
 
 def grep_tree(root: Path, secrets: dict[str, str], allowed: set[Path]) -> list[str]:
