@@ -10,11 +10,15 @@ from omegaconf import DictConfig
 
 from core.schema import defaults
 from serving.scoring.config import ScoreOptions
+from serving.scoring.slurm_array import ScoreSlurmConfig
 from trainers.resolvers import register
 
 register()
-# the one place score.py's keys and defaults live is ScoreOptions; conf/score/score.yaml composes onto this node
-ConfigStore.instance().store(name="score_options", node=defaults(ScoreOptions))
+# the one place score.py's keys and defaults live is ScoreOptions (its slurm group: ScoreSlurmConfig);
+# conf/score/score.yaml composes onto these nodes
+ConfigStore.instance().store(name="score_options", node={k: v for k, v in defaults(ScoreOptions).items()
+                                                          if k not in ScoreOptions.GROUPS})
+ConfigStore.instance().store(group="slurm", name="score", node=defaults(ScoreSlurmConfig))
 
 
 @hydra.main(version_base="1.3", config_path="conf/score", config_name="score")

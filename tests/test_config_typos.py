@@ -92,3 +92,43 @@ def test_evaluate_config_typo_uses_the_standard_message(tmp_path):
     assert standard("calibration.n_bin", "n_bins") in str(err.value) and err.value.exit_code == 2
     assert "n_bins" in str(err.value).split("Valid keys: ", 1)[1]
     assert validate(compose_entry("conf", "evaluate", [f"run_dir={tmp_path}"])).calibration.n_bins == 15
+
+
+def test_train_and_slurm_typos_use_the_standard_message(tmp_path):
+    from trainers.compose import compose_train
+    from trainers.run import check_config
+
+    for override, key, meant in (("+seeed=1", "seeed", "seed"), ("+cv.fodls=3", "cv.fodls", "folds"),
+                                 ("+slurm.gpus_per_nod=2", "slurm.gpus_per_nod", "gpus_per_node")):
+        with pytest.raises(ConfigError) as err:
+            check_config(compose_train(["+experiment=digits_cnn", override], tmp_path))
+        assert standard(key, meant) in str(err.value) and err.value.exit_code == 2, str(err.value)
+    with pytest.raises(ConfigError, match=r"'slurm.nodes' must be int or None, got 'two'"):
+        check_config(compose_train(["+experiment=digits_cnn", "slurm.nodes=two"], tmp_path))
+
+
+def test_score_slurm_typo_uses_the_standard_message(tmp_path):
+    import score  # noqa: F401 - stores the `score_options` and `slurm/score` nodes
+    from serving.scoring.config import options_from_config
+
+    cfg = compose_entry("conf/score", "score", ["model=m", "input=i", f"output={tmp_path}", "+slurm.arrray=4"])
+    with pytest.raises(ConfigError) as err:
+        options_from_config(cfg)
+    assert standard("slurm.arrray", "array") in str(err.value) and err.value.exit_code == 2
+
+
+def test_train_options_and_slurm_defaults_live_only_in_their_schemas(tmp_path):
+    """conf/train.yaml picks groups and nothing else; the composed defaults are the dataclasses' own."""
+    import yaml
+
+    from trainers.compose import compose_train
+    from trainers.slurm import SlurmConfig
+    from trainers.train_options import TrainOptions
+    from trainers.resolvers import REPO_ROOT
+
+    assert set(yaml.safe_load((REPO_ROOT / "conf" / "train.yaml").read_text())) == {"defaults"}
+    assert not (REPO_ROOT / "conf" / "slurm").exists()
+    cfg = compose_train([], tmp_path)
+    assert (cfg.seed, cfg.test_after_fit, cfg.cv.folds) == (TrainOptions.seed, TrainOptions.test_after_fit, None)
+    assert (cfg.slurm.time, cfg.slurm.signal_seconds, cfg.slurm.job_name) == (
+        SlurmConfig.time, SlurmConfig.signal_seconds, "shipyard-default")

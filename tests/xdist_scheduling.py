@@ -8,6 +8,8 @@ one work unit (in file order) and hands out the slowest units first (longest-pro
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import pytest
 
 # path prefix -> one work unit: the modules share a session fixture that cannot cross processes
@@ -48,12 +50,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
         def _split_scope(self, nodeid: str) -> str:
             return unit_of(nodeid)
 
-        def schedule(self) -> None:
-            if self.collection is None and self.collection_is_completed:
-                # a stable sort of every worker's (identical) collection: files keep their tests' order
-                for node, ids in self.registered_collections.items():
-                    self.registered_collections[node] = sorted(ids, key=lambda i: rank_of(unit_of(i)))
-            super().schedule()
+        def _assign_work_unit(self, node) -> None:
+            # the first hand-out sees the whole queue: reorder it once (a stable sort, so the rest keep file
+            # order); the workers' collections stay as they are, since work is sent as indexes into them
+            if not getattr(self, "_ordered", False):
+                self.workqueue = OrderedDict(sorted(self.workqueue.items(), key=lambda unit: rank_of(unit[0])))
+                self._ordered = True
+            super()._assign_work_unit(node)
 
     config.option.loadscopereorder = False  # the order above, not "most tests first"
     return SlowestFirstFileScheduling(config, log)

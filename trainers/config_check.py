@@ -16,7 +16,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from core.errors import ConfigError  # noqa: F401 - re-exported: callers catch trainers.config_check.ConfigError
 from core.schema import accepted_types as _accepted_types
-from core.schema import raise_problems, suggestion, type_names, unknown_key
+from core.schema import raise_problems, type_names, unknown_key
 from core.schema import type_ok as _type_ok
 
 HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
@@ -124,16 +124,4 @@ def check_targets(cfg: DictConfig) -> None:
                 continue
             if not _type_ok(value, accepted):
                 problems.append(f"'{path}.{key}' must be {type_names(accepted)}, got {value!r} ({type(value).__name__})")
-    raise_problems(problems)
-
-
-def check_top_level(cfg: DictConfig, schema: dict[str, tuple[type, ...]]) -> None:
-    """Top-level keys of an entry point's config: known names and simple types."""
-    problems = []
-    for key in cfg.keys():
-        if key not in schema:
-            problems.append(f"unknown top-level key '{key}'.{suggestion(str(key), schema)} "
-                            f"Valid keys: {', '.join(sorted(schema))}")
-        elif schema[key] and not OmegaConf.is_interpolation(cfg, key) and not _type_ok(cfg[key], schema[key]):
-            problems.append(f"'{key}' must be {type_names(schema[key])}, got {cfg[key]!r}")
     raise_problems(problems)

@@ -71,7 +71,10 @@ def task_attribute(name: str, *, _root_: Any) -> Any:
 
 
 def register() -> None:
-    """Register the resolvers once (idempotent)."""
+    """Register the resolvers and store the schema nodes conf/train.yaml composes (idempotent)."""
+    from trainers.train_options import store_nodes
+
+    store_nodes()
     if not OmegaConf.has_resolver("repo_root"):
         OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT))
     if not OmegaConf.has_resolver("shipyard_run_id"):

@@ -15,11 +15,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from trainers.checkpoint_io import AtomicCheckpointIO
 from trainers.checkpoints import check_checkpoint_fits
-from trainers.config_check import ConfigError, check_targets, check_top_level
+from trainers.config_check import ConfigError, check_targets
 from trainers.console import tidy_lightning_logging
 from trainers.cost import process_wall_seconds, record_attempt_cost
 from trainers.hparams import log_hparams
 from trainers.strategy_check import check_strategy
+from trainers.train_options import check_train_options
 from trainers.tasks.base import TaskModule
 from trainers.resolvers import REPO_ROOT, RUN_ID_ENV, process_rank
 from trainers.resume_changes import RebuildSchedule, check_resume_changes, horizon_changed
@@ -29,18 +30,9 @@ from core.rundir import RunDir
 from core.schema import raise_problems
 from trainers.rundir import git_revision, now_iso, package_versions, resolve_resume_checkpoint
 
-TOP_LEVEL_SCHEMA: dict[str, tuple[type, ...]] = {
-    "name": (str,), "run_id": (str, int), "seed": (int,), "ckpt_path": (str, type(None)),
-    "resume": (str, type(None)), "overwrite": (bool,), "test_after_fit": (bool,),
-    "datamodule": (), "model": (), "trainer": (), "strategy": (), "callbacks": (), "logger": (), "paths": (),
-    "evaluate": (bool,), "cv": (),
-    "launcher": (), "slurm": (), "optimized_metric": (str, type(None)), "cost": (), "success": (),
-}
-
-
 def check_config(cfg: DictConfig) -> None:
     """Everything that can be known wrong before any work: keys, types, targets."""
-    check_top_level(cfg, TOP_LEVEL_SCHEMA)
+    check_train_options(cfg)  # train.py's own keys, launcher and slurm (TrainOptions)
     check_targets(cfg)
     check_data_paths(cfg)
     task_module_class(cfg).check_model_config(cfg.model)  # the task's own checks: paths it must read, ...

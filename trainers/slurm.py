@@ -1,7 +1,7 @@
 """Slurm: sbatch scripts rendered from templates in slurm/, submitted with sbatch; checks made inside a job.
 
 Any job type uses the same three steps (training: trainers/slurm_launch.py; batch scoring likewise):
-    resources = SlurmResources.from_config(cfg.slurm, cfg.trainer)
+    resources = SlurmResources.from_config(cfg.slurm, cfg.trainer)   # SlurmConfig's schema and defaults
     text = render("train.sbatch", {"slurm": resources.as_dict(), ...})   # slurm/<template>, Jinja2
     job_id = submit(write_script(text, run_dir / "train.sbatch"))       # or dry_run: print(text)
 Templates `{% include "resources.sbatch" %}` for the #SBATCH resource lines, so every job asks alike.
@@ -12,10 +12,11 @@ import os
 import re
 import shlex
 import subprocess
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from core.schema import validate
 from trainers.config_check import ConfigError
 from trainers.resolvers import REPO_ROOT
 from trainers.rundir import atomic_write_text
@@ -49,43 +50,48 @@ def parse_time(value: str | int) -> int:
 
 
 @dataclass
-class SlurmResources:
-    """What one job asks Slurm for (the `slurm` config group, with trainer-derived defaults filled in)."""
+class SlurmConfig:
+    """The `slurm` config group: what a `launcher=slurm` job asks Slurm for. Schema and defaults in one place
+    (stored as the `slurm/default` node; slurm/*.sbatch renders the resolved SlurmResources)."""
 
-    job_name: str
-    nodes: int
-    ntasks_per_node: int
-    time: str
-    gpus_per_node: int | None = None
-    cpus_per_task: int | None = None
-    mem: str | None = None
+    job_name: str = "shipyard-${name}"
+    nodes: int | None = None            # None: trainer.num_nodes
+    ntasks_per_node: int | None = None  # one task per device; None: gpus_per_node when set, else trainer.devices
+    gpus_per_node: int | None = None    # --gpus-per-node; None or 0: no GPU requested (a CPU job)
+    device_kind: str | None = None      # key of the cost table for the printed estimate (e.g. h100); None: cpu/gpu
+    cpus_per_task: int | None = None    # CPU cores per task (data loading threads); None: the cluster default
+    mem: str | None = None              # memory per node, e.g. 64G; None: the cluster default
+    time: str = "01:00:00"              # wall-time limit (Slurm format)
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
-    signal_seconds: int = 120
-    requeue: bool = True
-    sbatch_extra: list[str] = field(default_factory=list)
-    setup: list[str] = field(default_factory=list)
+    signal_seconds: int = 120           # USR1 this long before the limit: checkpoint, requeue, resume
+    requeue: bool = True                # --requeue: preemption / USR1 puts the job back with the same id
+    dry_run: bool = False               # print the sbatch script instead of submitting it
+    sbatch_extra: list[str] = field(default_factory=list)  # more directives, e.g. ["--constraint=h100"]
+    setup: list[str] = field(default_factory=list)  # shell lines before srun, e.g. ["module load cuda/12.4"]
+
+
+@dataclass
+class SlurmResources(SlurmConfig):
+    """What one job asks Slurm for: its SlurmConfig with nodes and ntasks_per_node resolved from the trainer."""
 
     @classmethod
-    def from_config(cls, slurm: Mapping[str, Any], trainer: Mapping[str, Any] | None = None) -> "SlurmResources":
+    def from_config(cls, slurm: SlurmConfig | Mapping[str, Any],
+                    trainer: Mapping[str, Any] | None = None) -> "SlurmResources":
         """nodes ← trainer.num_nodes, ntasks_per_node ← gpus_per_node or trainer.devices, when left null."""
+        cfg = slurm if isinstance(slurm, SlurmConfig) else validate(SlurmConfig, slurm, name="slurm")
         trainer = trainer or {}
         # 0 GPUs is a CPU job (no --gpus-per-node), not "0 tasks": tasks then follow trainer.devices
-        gpus = slurm.get("gpus_per_node") or None
-        tasks = next(v for v in (slurm.get("ntasks_per_node"), gpus, trainer.get("devices"), 1) if v is not None)
-        nodes = next(v for v in (slurm.get("nodes"), trainer.get("num_nodes"), 1) if v is not None)
+        gpus = cfg.gpus_per_node or None
+        tasks = next(v for v in (cfg.ntasks_per_node, gpus, trainer.get("devices"), 1) if v is not None)
+        nodes = next(v for v in (cfg.nodes, trainer.get("num_nodes"), 1) if v is not None)
         for key, value in (("nodes", nodes), ("ntasks_per_node", tasks)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"slurm.{key} must be a positive integer, got {value!r} (trainer.devices/num_nodes "
                                   "must be integers for a Slurm job: one task per device)")
-        res = cls(job_name=str(slurm.get("job_name") or "shipyard"), nodes=nodes, ntasks_per_node=tasks,
-                  time=str(slurm.get("time") or "01:00:00"), gpus_per_node=gpus,
-                  cpus_per_task=slurm.get("cpus_per_task"), mem=slurm.get("mem"), partition=slurm.get("partition"),
-                  account=slurm.get("account"), qos=slurm.get("qos"),
-                  signal_seconds=int(slurm.get("signal_seconds", 120)), requeue=bool(slurm.get("requeue", True)),
-                  sbatch_extra=[str(x) for x in slurm.get("sbatch_extra") or []],
-                  setup=[str(x) for x in slurm.get("setup") or []])
+        settings = {f.name: getattr(cfg, f.name) for f in fields(SlurmConfig)}  # a subclass's own keys stay out
+        res = cls(**{**settings, "nodes": nodes, "ntasks_per_node": tasks, "gpus_per_node": gpus})
         limit = parse_time(res.time)
         if res.signal_seconds >= limit:
             raise ConfigError(f"slurm.signal_seconds={res.signal_seconds} must be below slurm.time={res.time} "

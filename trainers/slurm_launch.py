@@ -45,7 +45,7 @@ def job_overrides(task_overrides: list[str], cfg: DictConfig, resources: SlurmRe
 
 def requested_cost(cfg: DictConfig, resources: SlurmResources) -> CostEstimate:
     """Device-hours the job asks for (devices x nodes x time limit) priced with the `cost` table."""
-    kind = cfg.slurm.get("device_kind") or ("gpu" if resources.gpus_per_node else CPU)
+    kind = resources.device_kind or ("gpu" if resources.gpus_per_node else CPU)
     hours = parse_time(resources.time) / 3600.0
     return estimate(resources.ntasks_per_node, resources.nodes, hours, kind, instantiate(cfg.cost))
 
@@ -74,7 +74,7 @@ def submit_training(cfg: DictConfig) -> str | None:
                              "workdir": str(REPO_ROOT), "command": command})
     cost = requested_cost(cfg, resources)
     summary = f"slurm: requesting {cost.describe()} (time limit {resources.time})"
-    if cfg.slurm.get("dry_run"):
+    if resources.dry_run:
         print(text, end="")
         print(f"# {summary}\n# dry run: not submitted (run directory would be {run_dir})")
         return None

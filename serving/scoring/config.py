@@ -15,8 +15,10 @@ from typing import Any, Mapping, Sequence
 from omegaconf import DictConfig
 
 from core.schema import validate
+from serving.scoring.slurm_array import ScoreSlurmConfig
 from trainers.config_check import ConfigError
 from trainers.slurm import SubmitError
+from trainers.train_options import Launcher
 
 
 class ScoringError(ValueError):
@@ -56,6 +58,8 @@ class Columns:
 class ScoreOptions:
     """score.py's config: schema and defaults in one place (conf/score/score.yaml only picks launcher/slurm)."""
 
+    GROUPS = ("launcher", "slurm")  # picked by conf/score/score.yaml's defaults list: not in `score_options`
+
     model: str      # export folder or .mar archive
     input: str      # image folder, .txt file list, or .csv/.jsonl/.parquet table
     output: str     # output folder: part-*.parquet|jsonl, _rejects.jsonl, _SUCCESS.json
@@ -71,8 +75,8 @@ class ScoreOptions:
     shard_index: int | None = None  # None: SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN, else 0
     progress: bool = True
     name: str = "score"  # job name on Slurm: shipyard-score
-    launcher: dict[str, Any] = field(default_factory=dict)  # the launcher group (conf/launcher)
-    slurm: dict[str, Any] = field(default_factory=dict)  # the slurm group (conf/slurm), checked by slurm_array
+    launcher: Launcher = field(default_factory=Launcher)  # the launcher group (conf/launcher)
+    slurm: ScoreSlurmConfig = field(default_factory=ScoreSlurmConfig)  # the slurm group (the `slurm/score` node)
 
     def check(self) -> list[str]:
         """Value rules beyond the types, each naming its key."""

@@ -8,21 +8,31 @@ from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from core.schema import validate
 from trainers.config_check import ConfigError
 from trainers.resolvers import REPO_ROOT
 from trainers.rundir import atomic_write_json, now_iso
-from trainers.slurm import SlurmResources, render, submit, write_script
+from trainers.slurm import SlurmConfig, SlurmResources, render, submit, write_script
 
 TEMPLATE = "score_array.sbatch"
 SLURM_DIR = "_slurm"  # inside the output folder: the rendered script and the submission record
 PATH_KEYS = ("model", "input", "output")
 # set by the array itself (shards) or meaningless inside the job (launcher, slurm.*)
 _DROPPED = ("launcher", "num_shards", "shard_index")
+
+
+@dataclass
+class ScoreSlurmConfig(SlurmConfig):
+    """score.py's `slurm` group: a training job's keys plus the array's shape (stored as the `slurm/score` node)."""
+
+    array: int = 1                    # array tasks; task i scores shard i of slurm.array
+    max_parallel: int | None = None   # at most this many tasks at once (--array=0-N%M); None: no limit
 
 
 def override_key(override: str) -> str:
@@ -45,12 +55,13 @@ def task_overrides(overrides: list[str], cfg: DictConfig) -> list[str]:
 
 def array_spec(cfg: DictConfig) -> tuple[int, int | None]:
     """slurm.array (tasks) and slurm.max_parallel, checked."""
-    array, parallel = cfg.slurm.get("array"), cfg.slurm.get("max_parallel")
-    if not isinstance(array, int) or isinstance(array, bool) or array < 1:
+    slurm = validate(ScoreSlurmConfig, cfg.slurm, name="slurm")
+    array, parallel = slurm.array, slurm.max_parallel
+    if array < 1:
         raise ConfigError(f"slurm.array={array!r}: the number of array tasks must be a positive integer")
-    if parallel is not None and (not isinstance(parallel, int) or parallel < 1):
+    if parallel is not None and parallel < 1:
         raise ConfigError(f"slurm.max_parallel={parallel!r}: must be a positive integer or null")
-    if (cfg.slurm.get("gpus_per_node") or 0) > 1:
+    if (slurm.gpus_per_node or 0) > 1:
         raise ConfigError("each scoring task uses one GPU: set slurm.gpus_per_node=1 and raise slurm.array instead")
     if cfg.get("num_shards") is not None or cfg.get("shard_index") is not None:
         raise ConfigError("launcher=slurm splits the input over slurm.array tasks: leave num_shards/shard_index unset")
@@ -60,9 +71,9 @@ def array_spec(cfg: DictConfig) -> tuple[int, int | None]:
 def render_array_script(cfg: DictConfig, overrides: list[str]) -> tuple[str, SlurmResources, str]:
     """The sbatch script text, the resources it asks for, and each task's command."""
     array, parallel = array_spec(cfg)
-    slurm = OmegaConf.to_container(cfg.slurm, resolve=True)
+    slurm = validate(ScoreSlurmConfig, cfg.slurm, name="slurm")
     # one task per array element on one node; GPUs per node = GPUs per task
-    resources = SlurmResources.from_config({**slurm, "nodes": 1, "ntasks_per_node": slurm.get("gpus_per_node") or 1})
+    resources = SlurmResources.from_config(replace(slurm, nodes=1, ntasks_per_node=slurm.gpus_per_node or 1))
     output = Path(str(cfg.output)).resolve()
     command = shlex.join([sys.executable, "score.py", *task_overrides(overrides, cfg)])
     text = render(TEMPLATE, {"slurm": resources.as_dict(), "array": array, "max_parallel": parallel,
@@ -74,7 +85,7 @@ def submit_scoring(cfg: DictConfig, overrides: list[str]) -> str | None:
     """Render, write and submit (slurm.dry_run=true: print) the array job; returns its job id."""
     text, resources, command = render_array_script(cfg, overrides)
     output = Path(str(cfg.output)).resolve()
-    if cfg.slurm.get("dry_run"):
+    if resources.dry_run:
         print(text, end="")
         print(f"# dry run: not submitted (output folder {output})")
         return None
