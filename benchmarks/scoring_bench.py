@@ -32,7 +32,7 @@ from serving.scoring.inputs import Collate, RecordDataset
 from serving.scoring.inputs import Columns, read_records
 from serving.scoring.model import load_model
 from serving.scoring.runner import ScoreOptions, score
-from serving.scoring.model import batch_builder, item_preparer
+from serving.scoring.kinds import input_kind
 
 
 def bare_loop_rps(model_path: Path, input_path: Path, columns: Columns, batch_size: int,
@@ -40,7 +40,8 @@ def bare_loop_rps(model_path: Path, input_path: Path, columns: Columns, batch_si
     """records/s of `model(x)` alone over batches preprocessed beforehand (the same preprocessing code)."""
     model = load_model(model_path, device)
     table = read_records(input_path, model.spec.kind, columns)
-    dataset, collate = RecordDataset(table, item_preparer(model)), Collate(batch_builder(model))
+    kind = input_kind(model)
+    dataset, collate = RecordDataset(table, kind.preparer(model)), Collate(kind.collate(model))
     batches = [collate([dataset[i] for i in range(s, min(s + batch_size, len(table)))])
                for s in range(0, len(table), batch_size)]
     inputs = [[b.inputs[k].to(model.device) for k in _order(b.inputs)] for b in batches if b.positions]

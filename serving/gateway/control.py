@@ -15,7 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from serving.gateway.config import GatewayConfig, RateLimit, TLSConfig
+from core.schema import validate
+from serving.gateway.config import GatewayConfig
 from serving.gateway.files import nginx_bin, run_nginx, self_signed_cert, write_config  # noqa: F401 - re-exported
 from serving.torchserve.client import ServingError
 from serving.torchserve.server_config import free_port
@@ -33,7 +34,8 @@ def load_running_config(cfg: GatewayConfig) -> GatewayConfig:
     saved = json.loads(path.read_text()).get("config")
     if not saved:
         return cfg
-    return GatewayConfig(**{**saved, "tls": TLSConfig(**saved["tls"]), "rate_limit": RateLimit(**saved["rate_limit"])})
+    # the schema rebuilds the nested configs and refuses a file another Shipyard version wrote with other keys
+    return validate(GatewayConfig, saved, name="gateway.json config")
 
 
 class Gateway:

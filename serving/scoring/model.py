@@ -12,9 +12,8 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -22,9 +21,8 @@ from core import export_dir
 from core.export_dir import ExportDir
 from runtime import classifier_io as handler_io
 from runtime.preprocessing import PreprocessSpec, SPEC_FILENAME, load_tokenizer
-from runtime.tasks import DEFAULT_TASK, runtime_task
+from runtime.tasks import DEFAULT_TASK
 from serving.scoring.config import ModelLoadError
-from serving.scoring.inputs import RejectMissingText
 
 
 MODEL_FILES = export_dir.MODEL_FILES  # TorchScript first: it is what the handler serves
@@ -160,40 +158,3 @@ def model_name_version(folder: Path, metadata: dict[str, Any]) -> tuple[str, str
     name = metadata.get("model_name") or metadata.get("name") or folder.name
     version = metadata.get("version") or metadata.get("model_version") or "0"
     return str(name), str(version)
-
-
-
-def item_preparer(model: ScoringModel) -> Callable[[Any], Any]:
-    """Raw record (image bytes or text value) → one batch element; BadInputError says why not."""
-    if model.spec.kind == "image":
-        return partial(decode_image_file, spec=model.spec)
-    if model.spec.kind == "tabular":
-        from serving.scoring.tabular import TabularPreparer
-
-        return TabularPreparer(model.spec)
-    return RejectMissingText(partial(handler_io.pp.clean_text, spec=model.spec))
-
-
-def decode_image_file(data: bytes, spec: handler_io.PreprocessSpec) -> torch.Tensor:
-    """Image file bytes → normalised tensor (only the tensor travels back from the worker)."""
-    return handler_io.decode_image_request(data, spec).value
-
-
-def batch_builder(model: ScoringModel) -> Callable[[list[Any]], dict[str, torch.Tensor]]:
-    """Prepared items → the model's input tensors for one forward pass."""
-    if model.spec.kind == "image":
-        return handler_io.collate_images
-    if model.spec.kind == "tabular":
-        from serving.scoring.tabular import collate_rows
-
-        return collate_rows
-    return partial(handler_io.collate_texts, tokenizer=model.tokenizer, spec=model.spec)
-
-
-def predictions(model: ScoringModel, inputs: dict[str, torch.Tensor], top_k: int) -> list[dict[str, Any]]:
-    """One forward + the task's answers, as the handler gives them (classification: label, probability, top_k)."""
-    if model.spec.kind == "tabular":  # x_num + x_cat in; runtime/tabular_io answers (the tabular handler's)
-        from serving.scoring.tabular import tabular_predictions
-
-        return tabular_predictions(model.net, inputs, model.spec, top_k, model.device)
-    return runtime_task(model.task).answers(model(inputs), model.spec, top_k)

@@ -20,7 +20,8 @@ from tqdm import tqdm
 from serving.scoring.config import Chunk, ScoreOptions, plan_batches, plan_chunks, resolve_shard, select_shard
 from serving.scoring.lock import acquire_shard_lock
 from serving.scoring.inputs import Collate, RecordDataset, RecordTable, make_loader, read_records
-from serving.scoring.model import ScoringModel, batch_builder, item_preparer, load_model, predictions
+from serving.scoring.kinds import input_kind
+from serving.scoring.model import ScoringModel, load_model
 from serving.scoring.writer import (check_format, chunk_status, encode_rows, ensure_plan, finalize_if_complete,
                                     remove_stale_temp_files, score_rows, write_chunk, write_shard_summary)
 
@@ -130,18 +131,8 @@ def score(opts: ScoreOptions) -> dict[str, Any]:
 def warm_up(model: ScoringModel, batch_size: int, fmt: str) -> float:
     """One-time costs before the timed loop: TorchScript profiles its first call, pyarrow loads its writer."""
     start = time.time()
-    if model.spec.kind == "tabular":  # one real-shaped forward on zeros
-        from serving.scoring.tabular import tabular_spec
-
-        t = tabular_spec(model.spec)
-        inputs = {"x_num": torch.zeros(batch_size, t.num_numeric_inputs),
-                  "x_cat": torch.zeros(batch_size, len(t.categorical), dtype=torch.long)}
-    elif model.spec.kind == "image":
-        channels, (height, width) = model.spec.channels, model.spec.image_size
-        inputs = batch_builder(model)([torch.zeros(channels, height, width)] * batch_size)
-    else:
-        inputs = batch_builder(model)(["warm up"] * batch_size)
-    predictions(model, inputs, 1)
+    kind = input_kind(model)
+    kind.answers(model, kind.warm_up_inputs(model, batch_size), 1)  # one real-shaped forward on zeros
     encode_rows([], fmt, model.task)
     return time.time() - start
 
@@ -152,8 +143,9 @@ def run_chunks(model: ScoringModel, table: RecordTable, chunks: list[Chunk], out
     if not chunks:
         return 0, 0
     batches = plan_batches(chunks, opts.batch_size)
-    dataset = RecordDataset(table, item_preparer(model))
-    loader = make_loader(dataset, [b for _, b in batches], Collate(batch_builder(model)),
+    kind = input_kind(model)
+    dataset = RecordDataset(table, kind.preparer(model))
+    loader = make_loader(dataset, [b for _, b in batches], Collate(kind.collate(model)),
                          opts.num_workers, pin_memory=model.device.type == "cuda")
     by_index = {c.index: c for c in chunks}
     remaining = {c.index: len(c.positions) for c in chunks}
@@ -163,7 +155,7 @@ def run_chunks(model: ScoringModel, table: RecordTable, chunks: list[Chunk], out
         for (chunk_index, _), batch in zip(batches, loader):
             collected = results[chunk_index]
             if batch.positions:
-                collected.update(zip(batch.positions, predictions(model, batch.inputs, opts.top_k)))
+                collected.update(zip(batch.positions, kind.answers(model, batch.inputs, opts.top_k)))
             for position, error in batch.rejected:
                 collected[position] = Rejected(error)
             remaining[chunk_index] -= len(batch.positions) + len(batch.rejected)

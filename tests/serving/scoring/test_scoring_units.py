@@ -108,3 +108,15 @@ def test_progress_reports_records_per_second(caplog):
             progress.advance(6, rejected=1)
             progress.advance(4)
     assert "10/10 records (1 rejected)" in caplog.text and "records/s" in caplog.text
+
+
+def test_every_input_kind_has_its_steps_and_an_unknown_kind_is_named():
+    """Preparing, collating, answering and warming up per input kind come from one table (serving/scoring/kinds.py)."""
+    from types import SimpleNamespace
+
+    from serving.scoring.config import ModelLoadError
+    from serving.scoring.kinds import INPUT_KINDS, input_kind
+
+    assert set(INPUT_KINDS) == {"image", "text", "tabular"}
+    with pytest.raises(ModelLoadError, match=r"reads image, text, tabular models.*kind='audio'"):
+        input_kind(SimpleNamespace(spec=SimpleNamespace(kind="audio")))
