@@ -18,7 +18,8 @@ from core.rundir import RunDir
 from serving.export import package, targets
 from serving.export.metadata import build_metadata, file_records
 from serving.export.parity import ParityError, Tolerance
-from serving.export.run_loading import ExportError, build_net, load_run_config, resolve_checkpoint, validation_batches
+from serving.export.run_loading import (ExportError, build_net, choose_checkpoint, load_run_config,
+                                        validation_batches)
 from serving.export.tasks import language_modeling as lm
 from trainers.rundir import atomic_write_json, atomic_write_text, now_iso, read_json
 
@@ -91,7 +92,8 @@ def export_lm_run(run_dir: Path, checkpoint: str, version: str, name: str, overw
         package.check_not_existing(mar, overwrite)
     if not run.tokenizer_file.is_file():
         raise ExportError(f"{run.tokenizer_file} is missing: an LM run keeps its tokenizer there; retrain the run")
-    ckpt = resolve_checkpoint(run_dir, checkpoint)
+    chosen = choose_checkpoint(run_dir, checkpoint)
+    ckpt = chosen.path
     net = build_net(cfg, ckpt)
     decoder = lm.export_net(net)
     meta = decoder_metadata(decoder, info)
@@ -104,7 +106,8 @@ def export_lm_run(run_dir: Path, checkpoint: str, version: str, name: str, overw
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=export.path))
     report: dict[str, Any] = {
         "created": now_iso(), "run_dir": str(run_dir), "run_id": info.get("run_id"), "model_name": name,
-        "version": version, "task": TASK, "kind": KIND, "checkpoint": str(ckpt), "tolerance": asdict(tolerance),
+        "version": version, "task": TASK, "kind": KIND, "checkpoint": str(ckpt),
+        "checkpoint_choice": chosen.how, "tolerance": asdict(tolerance),
         "parity_batches": parity_batches, "greedy_prompts": list(lm.PROMPTS), "decoder": meta,
     }
     try:

@@ -34,6 +34,7 @@ def eager(run_dir: Path) -> CausalLM:
 def test_both_targets_pass_logit_and_greedy_parity_and_decode_with_the_cache(lm_export):
     run_dir, report = lm_export
     assert report["status"] == "ok" and report["task"] == "language_modeling"
+    assert report["checkpoint"] == str(resolve_checkpoint(run_dir, "best")) and report["checkpoint_choice"].startswith("best")
     for target in ("torchscript", "torch_export"):
         parity = report["targets"][target]["parity"]
         assert report["targets"][target]["status"] == "exported" and parity["passed"]
