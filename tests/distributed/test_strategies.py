@@ -76,6 +76,8 @@ def test_ddp_test_metrics_count_every_sample_once(strategy_runs):
     assert round(metrics["test/acc"] * ODD_TEST_ROWS, 3) == correct, (metrics["test/acc"], correct, ODD_TEST_ROWS)
     f1 = MulticlassF1Score(num_classes=logits.shape[-1], average="macro")(logits, batch["labels"])
     assert metrics["test/f1_macro"] == pytest.approx(float(f1), abs=1e-6), (metrics["test/f1_macro"], float(f1))
+    # the loss too: summed over every rank's rows / 119 (not the mean of the two ranks' means, 60 and 59 rows)
+    assert metrics["test/loss"] == pytest.approx(loss, rel=1e-5), (metrics["test/loss"], loss)
     print(f"ddp test/acc {metrics['test/acc']:.6f} vs one process {correct}/{ODD_TEST_ROWS}, "
           f"test/loss {metrics['test/loss']:.6f} vs {loss:.6f}")
 

@@ -34,6 +34,7 @@ class TaskModule(LightningModule):
         self.scheduler_interval = scheduler_interval
         self._train_loss_sum: torch.Tensor | float = 0.0
         self._train_count = 0
+        self._split_sums: dict[str, list[torch.Tensor]] = {}  # split → [summed loss, count] on this rank
         self.train_metrics = self.val_metrics = self.test_metrics = None  # set by init_metrics()
 
     # ---- what a task defines -------------------------------------------------------------------------------
@@ -146,20 +147,45 @@ class TaskModule(LightningModule):
             self.log("train/loss_epoch", self._train_loss_sum / self._train_count, prog_bar=True, sync_dist=True)
         self._log_metrics(self.train_metrics)
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+    def add_split_loss(self, split: str, loss_sum: torch.Tensor, count: torch.Tensor | int) -> None:
+        """Add a batch's summed loss and its sample (or token) count to the split's running sums (no sync)."""
+        sums = self._split_sums.setdefault(split, [torch.zeros((), device=self.device, dtype=torch.float64),
+                                                   torch.zeros((), device=self.device, dtype=torch.float64)])
+        sums[0] += loss_sum.detach().double()
+        sums[1] += torch.as_tensor(count, device=self.device).double()
+
+    def split_loss(self, split: str) -> float | None:
+        """Every rank's summed loss over every rank's count: each sample once, whatever each rank's share
+        (averaging the ranks' means would weigh a rank with fewer samples more); None when nothing was added."""
+        sums = self._split_sums.pop(split, None)
+        if sums is None:
+            return None
+        total = self.trainer.strategy.reduce(torch.stack(sums), reduce_op="sum")
+        return float(total[0] / total[1].clamp(min=1))
+
+    def _eval_step(self, split: str, metrics: MetricCollection | None, batch: dict[str, torch.Tensor]) -> None:
         loss, outputs, targets = self._step(batch)
-        self._update(self.val_metrics, outputs, targets)
-        self.log("val/loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=self.count(targets))
+        self._update(metrics, outputs, targets)
+        n = self.count(targets)
+        self.add_split_loss(split, loss * n, n)  # the loss is a batch mean
+
+    def _log_split_loss(self, split: str, prog_bar: bool = False) -> None:
+        loss = self.split_loss(split)
+        if loss is not None:
+            self.log(f"{split}/loss", loss, prog_bar=prog_bar, batch_size=1)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step("val", self.val_metrics, batch)
 
     def on_validation_epoch_end(self) -> None:
+        self._log_split_loss("val", prog_bar=True)
         self._log_metrics(self.val_metrics, prog_bar=True)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        loss, outputs, targets = self._step(batch)
-        self._update(self.test_metrics, outputs, targets)
-        self.log("test/loss", loss, on_epoch=True, sync_dist=True, batch_size=self.count(targets))
+        self._eval_step("test", self.test_metrics, batch)
 
     def on_test_epoch_end(self) -> None:
+        self._log_split_loss("test")
         self._log_metrics(self.test_metrics)
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:

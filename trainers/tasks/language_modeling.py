@@ -53,7 +53,6 @@ class LanguageModeling(TaskModule):
         self.generation = GenerationSettings(**(generation or {}))
         if init_from:  # before any strategy wraps or shards the net: one plain fp32 load
             self.net.load_state_dict(load_run_weights(init_from, net), strict=True)
-        self._sums: dict[str, list[torch.Tensor]] = {}
         self._validations = 0
         self._prepared = False
 
@@ -163,26 +162,20 @@ class LanguageModeling(TaskModule):
         norm = torch.nn.utils.get_total_norm(grads)
         return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
 
-    def _eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
-        nll, count = lm_loss_sums(self.net(batch["input_ids"]), batch["labels"])
-        sums = self._sums.setdefault(split, [torch.zeros((), device=nll.device, dtype=torch.float64),
-                                             torch.zeros((), device=nll.device, dtype=torch.float64)])
-        sums[0] += nll.double()
-        sums[1] += count.double()
+    def _lm_eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
+        self.add_split_loss(split, *lm_loss_sums(self.net(batch["input_ids"]), batch["labels"]))
 
     def _log_split(self, split: str) -> float | None:
         """Token-weighted mean NLL over every rank's share of the split → {split}/loss and {split}/perplexity."""
-        sums = self._sums.pop(split, None)
-        if sums is None:
+        loss = self.split_loss(split)
+        if loss is None:
             return None
-        total = self.trainer.strategy.reduce(torch.stack(sums), reduce_op="sum")
-        loss = float(total[0] / total[1].clamp(min=1))
         self.log(f"{split}/loss", loss, prog_bar=split == "val", batch_size=1)
         self.log(f"{split}/perplexity", math.exp(min(loss, 80.0)), prog_bar=split == "val", batch_size=1)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step("val", batch)
+        self._lm_eval_step("val", batch)
 
     def on_validation_epoch_end(self) -> None:
         self._log_split("val")
@@ -194,7 +187,7 @@ class LanguageModeling(TaskModule):
             log_generations(self, self.generation)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._eval_step("test", batch)
+        self._lm_eval_step("test", batch)
 
     def on_test_epoch_end(self) -> None:
         self._log_split("test")
