@@ -44,6 +44,10 @@ def test_resume_gives_the_same_final_weights(tmp_path):
         assert torch.equal(a[key], b[key]), key
     info = json.loads((tmp_path / "digits_cnn" / "split" / "run.json").read_text())
     assert info["attempts"][1]["resumed_from"].endswith(".ckpt")
+    # the resumed run kept its top-k bookkeeping: no stale best of the first attempt beside the new one
+    files = {run: sorted(p.name for p in (tmp_path / "digits_cnn" / run / "checkpoints").iterdir())
+             for run in ("straight", "split")}
+    assert files["split"] == files["straight"], files
 
 
 def test_truncated_checkpoint_is_never_chosen_and_is_a_clear_error(tmp_path):

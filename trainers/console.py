@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric")
 ADVERTISEMENT = "💡 Tip:"  # Lightning's litlogger / litmodels tips, printed at every Trainer construction
@@ -15,6 +16,11 @@ class DropAdvertisements(logging.Filter):
 
 
 _FILTER = DropAdvertisements()
+# Lightning warns "srun is available but not used" each time it detects the cluster environment on a machine
+# with srun (twice per run). Shipyard decides this itself: inside an allocation a multi-task job must run under
+# srun (trainers.slurm.check_job_environment refuses it otherwise); outside one, launcher=local runs here by
+# design and launcher=slurm submits. ("once" cannot do it: CPython forgets "once" when any filter changes.)
+warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
 
 
 def tidy_lightning_logging() -> None:
