@@ -46,6 +46,11 @@ def load_tokenizer(model_dir: str) -> Any:
     raise FileNotFoundError(f"{model_dir} has no tokenizer.json: export the run with export.py")
 
 
+def decode_text(tokenizer: Any, ids: list[int]) -> str:
+    """Token ids → text, special tokens dropped (the handler's decoding; batch generation imports it)."""
+    return tokenizer.decode(ids, skip_special_tokens=True)
+
+
 class TextGeneratorHandler:
     """`initialize(context)` once per worker, `handle(data, context)` per dynamic batch."""
 
@@ -76,7 +81,7 @@ class TextGeneratorHandler:
 
     def decode_text(self, ids: list[int]) -> str:
         """Token ids → text, special tokens dropped."""
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        return decode_text(self.tokenizer, ids)
 
     def handle(self, data: list[Any], context: Any) -> list[str]:
         """Validate each request, generate for the good ones together (streaming those that asked), answer all."""

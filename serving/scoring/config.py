@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 from omegaconf import DictConfig
 
 from core.schema import validate
+from serving.scoring.lm_options import JOB_TASKS, GenerationOptions, PerplexityOptions
 from serving.scoring.slurm_array import ScoreSlurmConfig
 from trainers.config_check import ConfigError
 from trainers.slurm import SubmitError
@@ -47,11 +48,12 @@ FORMATS = ("parquet", "jsonl")
 
 @dataclass(frozen=True)
 class Columns:
-    """Column names of a table input: the record id (None: the path, or else the row number), text, path."""
+    """Column names of a table input: the record id (None: the path, or else the row number), text, path, prompt."""
 
     id: str | None = None
-    text: str = "text"
+    text: str = "text"  # a text classifier's input; the documents of task=perplexity
     path: str = "path"
+    prompt: str = "prompt"  # a language model's prompts (generation)
 
 
 @dataclass
@@ -66,6 +68,9 @@ class ScoreOptions:
     format: str = "parquet"
     columns: Columns = field(default_factory=Columns)  # table inputs only
     top_k: int = 5
+    task: str | None = None  # None: the model's own answers (an LM: generation); perplexity: NLL per text (LMs)
+    generation: GenerationOptions = field(default_factory=GenerationOptions)  # LM prompts: the handler's fields
+    perplexity: PerplexityOptions = field(default_factory=PerplexityOptions)  # LM texts: sliding-window stride
     batch_size: int = 64
     num_workers: int = 2  # DataLoader workers decoding records (0: in the main process)
     device: str = "auto"  # auto (GPU when present) | cpu | cuda | cuda:N
@@ -86,6 +91,9 @@ class ScoreOptions:
         for key in ("top_k", "batch_size", "chunk_size"):
             if getattr(self, key) < 1:
                 problems.append(f"{key}={getattr(self, key)}: must be >= 1")
+        if self.task is not None and self.task not in JOB_TASKS:
+            problems.append(f"task={self.task!r}: use one of {', '.join(JOB_TASKS)} (language models), or leave it "
+                            "unset for the model's own answers")
         if self.num_workers < 0:
             problems.append(f"num_workers={self.num_workers}: must be >= 0")
         try:

@@ -22,6 +22,8 @@ from serving.scoring.config import Columns, InputError
 
 
 LIST_SUFFIXES = (".txt", ".lst")
+# the Columns field holding each model kind's values (image: paths to read; prompt/document: language models)
+VALUE_COLUMNS = {"image": "path", "text": "text", "prompt": "prompt", "document": "text"}
 
 
 @dataclass
@@ -50,7 +52,7 @@ class RecordTable:
 
 
 def read_records(path: str | Path, model_kind: str, columns: Columns = Columns(), spec: Any = None) -> RecordTable:
-    """Read any supported input for a model of `model_kind` ('image', 'text' or 'tabular': rows as dicts)."""
+    """Read any supported input for a model of `model_kind` (image, text, prompt, document; tabular: row dicts)."""
     path = Path(path)
     if model_kind == "tabular":
         if not path.is_file() or path.suffix.lower() not in TABLE_SUFFIXES:
@@ -74,8 +76,9 @@ def read_records(path: str | Path, model_kind: str, columns: Columns = Columns()
         raise InputError(f"input={path}: unsupported file type {path.suffix!r}; use an image folder, a .txt "
                          f"file list, or one of {', '.join(TABLE_SUFFIXES)}")
     if table.kind == "path" and model_kind != "image":
+        key = VALUE_COLUMNS.get(model_kind, "text")
         raise InputError(f"input={path} lists files, but the model is a {model_kind} model: give a table "
-                         f"with a {columns.text!r} column (or set columns.text=NAME)")
+                         f"with a {getattr(columns, key)!r} column (or set columns.{key}=NAME)")
     _check_unique(table)
     return table
 
@@ -109,13 +112,13 @@ def read_file_list(list_file: Path) -> RecordTable:
 
 
 def read_table_records(path: Path, model_kind: str, columns: Columns) -> RecordTable:
-    """Rows of a table: texts (text models) or image paths (image models), ids from `columns.id`."""
+    """Rows of a table: texts/prompts (VALUE_COLUMNS) or image paths (image models), ids from `columns.id`."""
     try:
         frame = read_table(path)
     except ValueError as err:  # pandas parse errors are ValueErrors too
         raise InputError(f"input={path} cannot be read as a table: {err}") from err
-    value_column = columns.text if model_kind == "text" else columns.path
-    option = "columns.text" if model_kind == "text" else "columns.path"
+    key = VALUE_COLUMNS.get(model_kind, "text")
+    value_column, option = getattr(columns, key), f"columns.{key}"
     for column, key in ((value_column, option), (columns.id, "columns.id")):
         if column is not None and column not in frame.columns:
             raise InputError(f"input={path} has no column {column!r} (set {key}=NAME); its columns are "
@@ -188,11 +191,16 @@ class Batch:
 
 
 class RecordDataset(Dataset):
-    """Position → (position, preprocessed item or None, {"reason", "code"} or None)."""
+    """Position → (position, preprocessed item or None, {"reason", "code"} or None).
 
-    def __init__(self, table: RecordTable, prepare: Callable[[Any], Any]) -> None:
+    `with_id`: `prepare(value, record_id)`, for kinds whose item depends on the record's identity (a language
+    model's prompt is sampled with a seed derived from its id, so the completion is the same in any batch).
+    """
+
+    def __init__(self, table: RecordTable, prepare: Callable[..., Any], with_id: bool = False) -> None:
         self.table = table
         self.prepare = prepare
+        self.with_id = with_id
 
     def __len__(self) -> int:
         return len(self.table)
@@ -202,6 +210,8 @@ class RecordDataset(Dataset):
         try:
             if self.table.kind == "path":
                 return position, self.prepare(read_file(value)), None
+            if self.with_id:
+                return position, self.prepare(value, self.table.ids[position]), None
             return position, self.prepare(value), None
         except BadInputError as err:
             return position, None, {"reason": str(err), "code": getattr(err, "code", "bad_input")}

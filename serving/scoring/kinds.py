@@ -3,6 +3,8 @@
 Each row is the handler's own steps for that kind: a record → one prepared item (image bytes decoded, text
 cleaned, a table row encoded), items → the net's input tensors, one forward → the answers the handler
 returns. What the answers hold is the task's (runtime/tasks/); a new input kind is one row here.
+A language model's jobs are two kinds (serving/scoring/lm.py picks one from score.py's task=): "prompt"
+(generation with the text-generation handler's code) and "document" (serving/scoring/perplexity.py).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import torch
 from runtime import classifier_io as handler_io
 from runtime.tasks import runtime_task
 from serving.scoring.config import ModelLoadError
+from serving.scoring import lm, perplexity
 from serving.scoring.inputs import RejectMissingText
 
 Batch = dict[str, torch.Tensor]
@@ -28,6 +31,9 @@ class InputKind:
     collate: Callable[[Any], Callable[[list[Any]], Batch]]      # model → (items → input tensors)
     answers: Callable[[Any, Batch, int], list[dict[str, Any]]]  # (model, inputs, top_k) → one answer per row
     warm_up_inputs: Callable[[Any, int], Batch]                 # (model, batch size) → a real-shaped batch
+    # what _plan.json pins besides input/model/shards (model, ScoreOptions) → dict: a rerun must match it
+    settings: Callable[[Any, Any], dict[str, Any]] = lambda model, opts: {"top_k": opts.top_k}
+    with_id: bool = False  # the preparer takes (value, record id): a prompt's seed derives from its id
 
 
 def decode_image_file(data: bytes, spec: handler_io.PreprocessSpec) -> torch.Tensor:
@@ -82,6 +88,10 @@ INPUT_KINDS: dict[str, InputKind] = {
     "text": InputKind(lambda m: RejectMissingText(partial(handler_io.pp.clean_text, spec=m.spec)), _text_collate,
                       task_answers, lambda m, n: _text_collate(m)(["warm up"] * n)),
     "tabular": InputKind(_tabular_preparer, _tabular_collate, _tabular_answers, _tabular_warm_up),
+    "prompt": InputKind(lm.PromptPreparer, lambda m: lm.collate_requests, lm.generation_answers, lm.prompt_warm_up,
+                        lm.job_settings, with_id=True),
+    "document": InputKind(perplexity.DocumentPreparer, lambda m: perplexity.collate_documents,
+                          perplexity.perplexity_answers, perplexity.document_warm_up, lm.job_settings),
 }
 
 

@@ -113,9 +113,29 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_model(path: str | Path, device: str = "auto") -> ScoringModel:
-    """Load network, spec, tokenizer and metadata from an export folder or a `.mar`, as the handler does."""
+def _load_language_model(folder: Path, metadata: dict[str, Any], device: str, job: Any) -> Any:
+    from serving.scoring.lm import load_language_model  # imported on use: it loads the handler's runtime
+
+    return load_language_model(folder, metadata, device, job)
+
+
+# exports that are not a classifier-style folder (preprocess.json + model file), by metadata.json "task"
+LOADERS = {"language_modeling": _load_language_model}
+
+
+def load_model(path: str | Path, device: str = "auto", job: Any = None) -> Any:
+    """Load network, spec, tokenizer and metadata from an export folder or a `.mar`, as the handler does.
+
+    `job`: the ScoreOptions (its task, generation and perplexity settings shape a language model's job).
+    """
     folder = model_dir_of(path)
+    metadata = read_metadata(folder)
+    task = str(metadata.get("task") or DEFAULT_TASK)
+    if task in LOADERS:
+        return LOADERS[task](folder, metadata, device, job)
+    if getattr(job, "task", None) is not None:
+        raise ModelLoadError(f"task={job.task} scores language models; model={path} is a {task} export (leave "
+                             "task unset for its own answers)")
     if not (folder / SPEC_FILENAME).exists():
         raise ModelLoadError(f"{folder} has no {SPEC_FILENAME}: export the run with export.py (it saves the "
                              "preprocessing spec beside the model)")
@@ -134,7 +154,6 @@ def load_model(path: str | Path, device: str = "auto") -> ScoringModel:
             raise ModelLoadError(f"{folder}: text model without its tokenizer folder ({spec.tokenizer_dir!r}): "
                                  "re-export the run with export.py")
         tokenizer = load_tokenizer(spec.tokenizer_dir)
-    metadata = read_metadata(folder)
     name, version = model_name_version(folder, metadata)
     return ScoringModel(net, spec, tokenizer, name, version, model_file, file_sha256(model_file)[:16], metadata,
                         chosen, str(metadata.get("task") or DEFAULT_TASK))

@@ -90,14 +90,15 @@ def score(opts: ScoreOptions) -> dict[str, Any]:
     output = Path(opts.output)
     output.mkdir(parents=True, exist_ok=True)
     lock = acquire_shard_lock(output, shard_index)  # before any work; released at return or process end
-    model = load_model(opts.model, opts.device)
+    model = load_model(opts.model, opts.device, opts)
+    kind = input_kind(model)
     table = read_records(opts.input, model.spec.kind, opts.columns, model.spec)
     chunks = plan_chunks(select_shard(table.ids, num_shards, shard_index), opts.chunk_size, shard_index)
     ensure_plan(output, {
         "input": str(Path(opts.input).resolve()), "input_fingerprint": table.fingerprint(),
         "input_records": len(table), "model": {"name": model.name, "version": model.version,
                                                "fingerprint": model.fingerprint},
-        "num_shards": num_shards, "chunk_size": opts.chunk_size, "format": fmt, "top_k": opts.top_k,
+        "num_shards": num_shards, "chunk_size": opts.chunk_size, "format": fmt, **kind.settings(model, opts),
     })
     remove_stale_temp_files(output, shard_index)
     done = {c.index: chunk_status(output, c, [table.ids[p] for p in c.positions], fmt) for c in chunks}
@@ -144,7 +145,7 @@ def run_chunks(model: ScoringModel, table: RecordTable, chunks: list[Chunk], out
         return 0, 0
     batches = plan_batches(chunks, opts.batch_size)
     kind = input_kind(model)
-    dataset = RecordDataset(table, kind.preparer(model))
+    dataset = RecordDataset(table, kind.preparer(model), kind.with_id)
     loader = make_loader(dataset, [b for _, b in batches], Collate(kind.collate(model)),
                          opts.num_workers, pin_memory=model.device.type == "cuda")
     by_index = {c.index: c for c in chunks}

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from runtime.tasks import runtime_task
+from serving.scoring import perplexity
 from serving.scoring.config import Chunk, FORMATS, PlanMismatch
 from trainers.rundir import atomic_write_bytes, atomic_write_json, now_iso
 
@@ -29,9 +30,18 @@ ARROW_TYPES = {"string": pa.string(), "float64": pa.float64(), "int64": pa.int64
                "list<string>": pa.list_(pa.string()), "list<float64>": pa.list_(pa.float64())}
 
 
+# scoring jobs that no handler serves, by name: the module declaring their SCORE_COLUMNS + score_columns
+JOB_COLUMNS = {"perplexity": perplexity}
+
+
+def output_columns(task: str | None) -> Any:
+    """The module naming a job's columns: a scoring-only job (JOB_COLUMNS), else the runtime task's."""
+    return JOB_COLUMNS[task] if task in JOB_COLUMNS else runtime_task(task)
+
+
 def row_schema(task: str | None = None) -> pa.Schema:
-    """id, the task's own columns (runtime/tasks/<task>.py SCORE_COLUMNS), model name and version."""
-    columns = runtime_task(task).SCORE_COLUMNS
+    """id, the task's own columns (runtime/tasks/<task>.py SCORE_COLUMNS, or JOB_COLUMNS), model name and version."""
+    columns = output_columns(task).SCORE_COLUMNS
     return pa.schema([("id", pa.string()), *((name, ARROW_TYPES[kind]) for name, kind in columns),
                       ("model_name", pa.string()), ("model_version", pa.string())])
 
@@ -59,7 +69,7 @@ def rejects_path(output: Path, chunk: Chunk) -> Path:
 def score_rows(ids: Sequence[str], predictions: Sequence[dict[str, Any]], model_name: str,
                model_version: str, task: str | None = None) -> list[dict[str, Any]]:
     """Output rows from the handler's answers and their record ids: the task's `score_columns` of each answer."""
-    score_columns = runtime_task(task).score_columns
+    score_columns = output_columns(task).score_columns
     return [{"id": record_id, **score_columns(pred), "model_name": model_name, "model_version": model_version}
             for record_id, pred in zip(ids, predictions)]
 
