@@ -64,6 +64,11 @@ def test_every_runtime_and_export_row_is_complete():
         assert all((HANDLERS_DIR / f).is_file() for f in module.HANDLER_FILES.values()), name
         assert all(kind in ARROW_TYPES for _, kind in module.SCORE_COLUMNS), name
         assert row_schema(name).names[1:-2] == [c for c, _ in module.SCORE_COLUMNS]
+    from serving.scoring.writer import JOB_COLUMNS  # scoring-only jobs (perplexity): their columns, typed alike
+
+    for name, module in JOB_COLUMNS.items():
+        assert name not in RUNTIME_TASKS and all(kind in ARROW_TYPES for _, kind in module.SCORE_COLUMNS), name
+        assert row_schema(name).names[1:-2] == [c for c, _ in module.SCORE_COLUMNS] and callable(module.score_columns)
     answer = {"label": "x", "probability": 0.9, "top_k": [{"label": "x", "probability": 0.9}]}
     (row,) = score_rows(["a"], [answer], "m", "1", "classification")
     assert list(row) == row_schema("classification").names

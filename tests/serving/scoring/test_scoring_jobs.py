@@ -110,6 +110,9 @@ def test_bad_settings_fail_with_the_fix(exported_digits, digit_pngs, tmp_path):
     assert "shard_index=2 is outside 0..1" in proc.stderr
     with pytest.raises(ModelLoadError, match="does not exist.*export folder"):
         score(ScoreOptions(model=str(tmp_path / "nope"), input=str(digit_pngs.folder), output=str(tmp_path)))
+    with pytest.raises(ModelLoadError, match="task=perplexity scores language models.*classification export"):
+        score(ScoreOptions(model=str(exported_digits.export_dir), input=str(digit_pngs.folder), output=str(tmp_path),
+                           task="perplexity"))
     with pytest.raises(InputError, match="has no column 'path'.*columns.path=NAME"):
         score(ScoreOptions(model=str(exported_digits.export_dir), input=str(REPO / "data/support_tickets/test.csv"),
                            output=str(tmp_path)))

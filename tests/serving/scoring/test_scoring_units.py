@@ -117,6 +117,6 @@ def test_every_input_kind_has_its_steps_and_an_unknown_kind_is_named():
     from serving.scoring.config import ModelLoadError
     from serving.scoring.kinds import INPUT_KINDS, input_kind
 
-    assert set(INPUT_KINDS) == {"image", "text", "tabular"}
-    with pytest.raises(ModelLoadError, match=r"reads image, text, tabular models.*kind='audio'"):
+    assert set(INPUT_KINDS) == {"image", "text", "tabular", "prompt", "document"}  # prompt/document: LM jobs
+    with pytest.raises(ModelLoadError, match=r"reads image, text, tabular, prompt, document models.*kind='audio'"):
         input_kind(SimpleNamespace(spec=SimpleNamespace(kind="audio")))
