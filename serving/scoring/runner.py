@@ -21,12 +21,14 @@ from serving.scoring.config import Chunk, ScoreOptions, plan_batches, plan_chunk
 from serving.scoring.lock import acquire_shard_lock
 from serving.scoring.inputs import Collate, RecordDataset, RecordTable, make_loader, read_records
 from serving.scoring.kinds import input_kind
+from serving.scoring.lm import ScoringLM
 from serving.scoring.model import ScoringModel, load_model
 from serving.scoring.writer import (check_format, chunk_status, encode_rows, ensure_plan, finalize_if_complete,
                                     remove_stale_temp_files, score_rows, write_chunk, write_shard_summary)
 
 
 log = logging.getLogger(__name__)
+AnyModel = ScoringModel | ScoringLM  # a classifier-style export, or a language model's (serving/scoring/lm.py)
 
 
 class Progress:
@@ -129,7 +131,7 @@ def score(opts: ScoreOptions) -> dict[str, Any]:
     return {**summary, "success": final}
 
 
-def warm_up(model: ScoringModel, batch_size: int, fmt: str) -> float:
+def warm_up(model: AnyModel, batch_size: int, fmt: str) -> float:
     """One-time costs before the timed loop: TorchScript profiles its first call, pyarrow loads its writer."""
     start = time.time()
     kind = input_kind(model)
@@ -138,7 +140,7 @@ def warm_up(model: ScoringModel, batch_size: int, fmt: str) -> float:
     return time.time() - start
 
 
-def run_chunks(model: ScoringModel, table: RecordTable, chunks: list[Chunk], output: Path, opts: ScoreOptions,
+def run_chunks(model: AnyModel, table: RecordTable, chunks: list[Chunk], output: Path, opts: ScoreOptions,
                fmt: str) -> tuple[int, int]:
     """Score the given chunks in plan order; each chunk is written as soon as its last batch is done."""
     if not chunks:
@@ -169,7 +171,7 @@ def run_chunks(model: ScoringModel, table: RecordTable, chunks: list[Chunk], out
     return total_scored, total_rejected
 
 
-def flush_chunk(chunk: Chunk, collected: dict[int, Any], table: RecordTable, model: ScoringModel, output: Path,
+def flush_chunk(chunk: Chunk, collected: dict[int, Any], table: RecordTable, model: AnyModel, output: Path,
                 fmt: str) -> tuple[int, int]:
     """Write one finished chunk in input order: predictions to rows, `Rejected` entries to rejects."""
     good = [(table.ids[p], collected[p]) for p in chunk.positions if not isinstance(collected[p], Rejected)]
