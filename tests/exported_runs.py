@@ -91,8 +91,8 @@ TINY_LM = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "
            "num_key_value_heads": 2, "tie_word_embeddings": True}
 
 
-def train_tiny_lm(root: Path) -> Path:
-    """Tokenize a small code corpus and train lm_llama_tiny for 4 steps on it; returns the run directory."""
+def tokenized_code_corpus(root: Path, documents: int = 80) -> Path:
+    """`documents` small generated Python files tokenized (a 300-id BPE trained on them) into root/tokens."""
     import subprocess
     import sys
 
@@ -100,10 +100,16 @@ def train_tiny_lm(root: Path) -> Path:
 
     text = root / "code.jsonl"
     text.write_text("".join(json.dumps({"text": f"def f{i}(x):\n    return x + {i % 7}\n" * 6}) + "\n"
-                            for i in range(80)))
+                            for i in range(documents)))
     subprocess.run([sys.executable, "-m", "datamodules.tokenize", f"input={text}", f"output={root / 'tokens'}",
                     "vocab_size=300"], cwd=REPO, check=True, capture_output=True)
-    run_entry("train.py", "+experiment=lm_llama_tiny", f"datamodule.data_dir={root / 'tokens'}", "datamodule.seq_len=32",
+    return root / "tokens"
+
+
+def train_tiny_lm(root: Path) -> Path:
+    """Tokenize a small code corpus and train lm_llama_tiny for 4 steps on it; returns the run directory."""
+    tokens = tokenized_code_corpus(root)
+    run_entry("train.py", "+experiment=lm_llama_tiny", f"datamodule.data_dir={tokens}", "datamodule.seq_len=32",
               "datamodule.batch_size=8", "trainer.max_steps=4", "trainer.val_check_interval=4",
               "trainer.limit_val_batches=2", "trainer.limit_test_batches=1", "model.generation.max_new_tokens=2",
               *[f"model.net.config.{k}={v}" for k, v in TINY_LM.items()], f"paths.output_root={root / 'out'}",

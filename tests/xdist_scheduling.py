@@ -19,6 +19,7 @@ SLOWEST = [
     "tests/lifecycle/test_gateway_*.py",
     "tests/distributed/test_consolidate.py",
     "tests/distributed/test_strategies.py",
+    "tests/distributed/test_lm_strategies.py",
     "tests/test_gpu_check.py",
     "tests/test_demo.py",
     "tests/slurm/test_preemption.py",

@@ -7,12 +7,15 @@ from typing import Any
 
 import torch
 from lightning.pytorch.strategies import ModelParallelStrategy
+from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import nn
 
 from trainers.dir_checkpoint import DirectoryCheckpointMixin
 
 DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
           "fp32": torch.float32, "float32": torch.float32}
+UNITS_LINE = "FSDP2 units"  # the log line naming what fully_shard made its own unit: "FSDP2 units (N ranks): a, b, <root>"
+ROOT = "<root>"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,13 @@ def is_sharded(net: nn.Module) -> bool:
     return isinstance(net, FSDPModule)
 
 
+def fsdp_unit_names(net: nn.Module) -> list[str]:
+    """Qualified names of the submodules that are FSDP units now (ROOT for the net itself), in module order."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return [name or ROOT for name, module in net.named_modules() if isinstance(module, FSDPModule)]
+
+
 def shard_net(net: nn.Module, mesh: Any, options: FullyShardOptions = FullyShardOptions()) -> nn.Module:
     """Apply `fully_shard` bottom-up: each unit (block), then the whole net (embeddings, head, the rest)."""
     from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
@@ -75,6 +85,8 @@ def shard_net(net: nn.Module, mesh: Any, options: FullyShardOptions = FullyShard
         fully_shard(unit, reshard_after_forward=options.reshard_after_forward, **kwargs)
     # the root's parameters are gathered again right away in backward: keeping them saves one all-gather
     fully_shard(net, reshard_after_forward=False if units else options.reshard_after_forward, **kwargs)
+    # what was sharded, read back from the module tree (each unit all-gathers its parameters on its own)
+    rank_zero_info(f"{UNITS_LINE} ({mesh.size()} ranks): {', '.join(fsdp_unit_names(net))}")
     return net
 
 

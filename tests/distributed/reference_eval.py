@@ -35,3 +35,13 @@ def loss_and_logits(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[flo
     """Mean cross-entropy on the batch (what Classifier logs as test/loss) and the logits."""
     logits = net(**{k: v for k, v in batch.items() if k != "labels"})
     return float(nn.functional.cross_entropy(logits, batch["labels"])), logits
+
+
+@torch.no_grad()
+def lm_loss_and_logits(net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[float, torch.Tensor]:
+    """Token-mean next-token NLL (LanguageModeling's own reduction, what it logs as test/loss) and the logits."""
+    from trainers.tasks.language_modeling import lm_loss_sums
+
+    logits = net(batch["input_ids"])
+    nll, count = lm_loss_sums(logits, batch["labels"])
+    return float(nll / count), logits

@@ -1,10 +1,12 @@
 """Real multi-process training runs shared by the distributed tests: one run per strategy, started on demand.
 
-Every run is a subprocess (Lightning's DDP launcher re-executes sys.argv: never inside pytest) of the same
-deterministic config: a tiny BERT-style encoder (LayerNorm, no BatchNorm, no dropout) on the bundled support
-tickets, 4 optimizer steps over the same global batches (1 process x 16 samples, or 2 ranks x 8 samples: ranks
-take every 2nd index of one seeded permutation). Equal math, so every strategy must reach the single-process
-result up to float reduction order.
+`TrainRuns` is the machinery (a `train.py` subprocess per run, built once per session across xdist workers,
+its logs and seconds kept); a subclass names its experiment and each run's overrides. `ClassificationRuns`:
+the same deterministic config for every strategy: a tiny BERT-style encoder (LayerNorm, no BatchNorm, no
+dropout) on the bundled support tickets, 4 optimizer steps over the same global batches (1 process x 16
+samples, or 2 ranks x 8 samples: ranks take every 2nd index of one seeded permutation). Equal math, so every
+strategy must reach the single-process result up to float reduction order. The language-model twin is
+tests/distributed/lm_runs.py.
 """
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "text_transformer"
 STEPS = 4
 GLOBAL_BATCH = 16
+RTOL = 2e-3  # float reduction order across 2 ranks (gloo all-reduce / reduce-scatter) vs one process
 COMMON = [
     f"+experiment={NAME}", "trainer.accelerator=cpu", "trainer.max_epochs=1", f"trainer.limit_train_batches={STEPS}",
     "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "trainer.num_sanity_val_steps=0",
@@ -33,17 +36,19 @@ COMMON = [
     # keep the newest state every epoch: Lightning 2.6 refreshes last.ckpt only when a top-k save happened
     "callbacks.model_checkpoint.monitor=null",
 ]
-# strategy name → (extra overrides, processes)
-RUNS: dict[str, tuple[list[str], int]] = {
-    "single": (["strategy=single", f"datamodule.batch_size={GLOBAL_BATCH}"], 1),
-    "ddp": (["strategy=ddp", "trainer.devices=2", f"datamodule.batch_size={GLOBAL_BATCH // 2}"], 2),
-    "fsdp": (["strategy=fsdp", "trainer.devices=2", f"datamodule.batch_size={GLOBAL_BATCH // 2}"], 2),
-    "deepspeed_stage_1": (["strategy=deepspeed_stage_1", "trainer.devices=2", f"datamodule.batch_size={GLOBAL_BATCH // 2}"], 2),
-    "deepspeed_stage_2": (["strategy=deepspeed_stage_2", "trainer.devices=2", f"datamodule.batch_size={GLOBAL_BATCH // 2}"], 2),
-    "deepspeed_stage_3": (["strategy=deepspeed_stage_3", "trainer.devices=2", f"datamodule.batch_size={GLOBAL_BATCH // 2}"], 2),
-    "deepspeed_stage_3_offload": (["strategy=deepspeed_stage_3_offload", "trainer.devices=2",
-                                   f"datamodule.batch_size={GLOBAL_BATCH // 2}"], 2),
-}
+STRATEGIES = ("single", "ddp", "fsdp", "deepspeed_stage_1", "deepspeed_stage_2", "deepspeed_stage_3",
+              "deepspeed_stage_3_offload")
+
+
+def strategy_table(global_batch: int) -> dict[str, tuple[list[str], int]]:
+    """strategy name → (overrides, processes): one process x global_batch, or 2 ranks x global_batch / 2."""
+    runs = {"single": (["strategy=single", f"datamodule.batch_size={global_batch}"], 1)}
+    for name in STRATEGIES[1:]:
+        runs[name] = ([f"strategy={name}", "trainer.devices=2", f"datamodule.batch_size={global_batch // 2}"], 2)
+    return runs
+
+
+RUNS = strategy_table(GLOBAL_BATCH)
 # resume: ZeRO-3's folder checkpoint continued for a 2nd epoch vs one process training 2 epochs straight
 RESUMED = "deepspeed_stage_3_resumed"
 STRAIGHT = "single_two_epochs"
@@ -82,12 +87,13 @@ class Run:
 
     name: str
     root: Path  # paths.output_root of this run only
+    experiment: str  # the run directories' parent folder under root
     logs: list[str]
     seconds: float
 
     @property
     def run_dirs(self) -> list[Path]:
-        return sorted(p for p in (self.root / NAME).iterdir() if p.is_dir())
+        return sorted(p for p in (self.root / self.experiment).iterdir() if p.is_dir())
 
     @property
     def run_dir(self) -> Path:
@@ -114,27 +120,55 @@ def _check(proc: subprocess.CompletedProcess, what: str) -> str:
     return out
 
 
-class Runs:
+class TrainRuns:
     """Starts each run the first time a test asks for it, once per session across xdist workers (a file lock
-    in the shared basetemp, tests/built_once.py), so each costs its time once."""
+    in the shared basetemp, tests/built_once.py), so each costs its time once. Subclasses give `experiment`
+    and `overrides`."""
+
+    experiment: ClassVar[str]
 
     def __init__(self, build_once: Callable[[str, Callable[[Path], object]], Path]) -> None:
         self.build_once = build_once  # (name, build(folder)) -> the folder, built by whichever worker came first
         self.done: dict[str, Run] = {}
 
     def get(self, name: str) -> Run:
+        """The finished run `name` (trained now if no worker has yet)."""
         if name not in self.done:
             folder = self.build_once(name, lambda folder: self._run(name, folder))
             logs = json.loads((folder / "logs.json").read_text())
-            self.done[name] = Run(name, folder, logs["logs"], logs["seconds"])
+            self.done[name] = Run(name, folder, self.experiment, logs["logs"], logs["seconds"])
         return self.done[name]
+
+    def overrides(self, name: str, root: Path) -> list[str]:
+        """The train.py overrides of run `name` (paths.output_root is added)."""
+        raise NotImplementedError
+
+    def launch(self, name: str, root: Path) -> list[str]:
+        """Train run `name` into root; the logs of its launcher processes."""
+        return [self.train(name, root, self.overrides(name, root))]
+
+    def train(self, name: str, root: Path, overrides: list[str]) -> str:
+        """One `python train.py` (Lightning starts the other ranks itself); its output."""
+        # no run_id: rank 0 resolves a timestamp; the ranks Lightning starts must land in the same directory
+        cmd = [sys.executable, str(REPO / "train.py"), *overrides, f"paths.output_root={root}"]
+        proc = subprocess.run(cmd, cwd=REPO, env=run_env(), capture_output=True, text=True, timeout=600)
+        return _check(proc, f"train.py {self.experiment} strategy={name}")
 
     def _run(self, name: str, folder: Path) -> None:
         started = time.time()
-        logs = self._two_nodes(folder) if name == MULTINODE else self._train(name, folder)
+        logs = self.launch(name, folder)
         (folder / "logs.json").write_text(json.dumps({"logs": logs, "seconds": time.time() - started}))
 
-    def _train(self, name: str, root: Path) -> list[str]:
+
+class ClassificationRuns(TrainRuns):
+    """The text_transformer runs of RUNS, plus the resume, full-test and two-node runs."""
+
+    experiment = NAME
+
+    def launch(self, name: str, root: Path) -> list[str]:
+        return self._two_nodes(root) if name == MULTINODE else super().launch(name, root)
+
+    def overrides(self, name: str, root: Path) -> list[str]:
         if name == STRAIGHT:
             extra = [*RUNS["single"][0], "trainer.max_epochs=2"]
         elif name == RESUMED:
@@ -144,10 +178,7 @@ class Runs:
             extra = RUNS[name][0]
         if name == FULL_TEST:
             extra = [*extra, f"datamodule.test_file={odd_test_file(root)}", "trainer.limit_test_batches=1.0"]
-        # no run_id: rank 0 resolves a timestamp; the ranks Lightning starts must land in the same directory
-        cmd = [sys.executable, str(REPO / "train.py"), *COMMON, *extra, f"paths.output_root={root}"]
-        proc = subprocess.run(cmd, cwd=REPO, env=run_env(), capture_output=True, text=True, timeout=600)
-        return [_check(proc, f"train.py strategy={name}")]
+        return [*COMMON, *extra]
 
     def _two_nodes(self, root: Path) -> list[str]:
         port = free_port()

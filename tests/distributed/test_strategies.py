@@ -14,13 +14,12 @@ from torchmetrics.classification import MulticlassF1Score
 
 from tests.conftest import run_entry
 from trainers.compose import compose_train
-from tests.distributed.runs import FULL_TEST, GLOBAL_BATCH, MULTINODE, NAME, ODD_TEST_ROWS, RUNS, STEPS
+from tests.distributed.runs import FULL_TEST, GLOBAL_BATCH, MULTINODE, NAME, ODD_TEST_ROWS, RTOL, RUNS, STEPS
 from tests.distributed.reference_eval import fixed_batch, loss_and_logits, plain_net
 from trainers.config_check import ConfigError
 from trainers.run import check_config
 
 DISTRIBUTED = [MULTINODE, *[name for name in RUNS if name != "single"]]
-RTOL = 2e-3  # float reduction order across 2 ranks (gloo all-reduce / reduce-scatter) vs one process
 
 
 @pytest.fixture(scope="module")
