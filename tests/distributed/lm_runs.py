@@ -3,7 +3,8 @@
 The machinery is tests/distributed/runs.py's (TrainRuns: one `train.py` subprocess per strategy, built once per
 session across xdist workers). Every run trains the same seeded weights for STEPS optimizer steps over the same
 global batches of seq_len-32 windows (1 process x 16, or 2 ranks x 8: the TokensDataModule's ranks take every
-2nd index of one seeded permutation), constant LR, no dropout, gradient clipping by norm on (the experiment's).
+2nd index of one seeded permutation), constant LR, no dropout, the experiment's gradient clipping at norm 1.0 (the first step's norm is ~1.8:
+every strategy's clipping acts).
 The LR is high enough that training on a wrong batch (one rank's half) moves the loss by 1.8 % (9x RTOL): the loss
 comparison, not only the logits, tells a wrong global batch from float reduction order.
 """
