@@ -98,6 +98,7 @@ def tokenized_code_corpus(root: Path, documents: int = 80) -> Path:
 
     from tests.conftest import REPO
 
+    root.mkdir(parents=True, exist_ok=True)
     text = root / "code.jsonl"
     text.write_text("".join(json.dumps({"text": f"def f{i}(x):\n    return x + {i % 7}\n" * 6}) + "\n"
                             for i in range(documents)))

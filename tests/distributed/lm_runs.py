@@ -19,7 +19,7 @@ EXPERIMENT = "lm_llama_tiny"
 STEPS = 8
 GLOBAL_BATCH = 16  # windows per optimizer step
 SEQ_LEN = 32
-DOCUMENTS = 160  # ~12.5k tokens: 18 global batches of training windows, 37 test windows
+DOCUMENTS = 160  # ~12.5k tokens: 19 global batches of training windows, 37 test windows
 COMMON = [
     f"+experiment={EXPERIMENT}", "trainer.accelerator=cpu", f"trainer.max_steps={STEPS}",
     f"trainer.val_check_interval={STEPS}", "trainer.limit_val_batches=1", "trainer.limit_test_batches=1",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require_service, run_entry
+from tests.exported_runs import TINY_LM
 
 FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",
                 "DEADLINE", "PREEMPTED"}
@@ -17,6 +18,14 @@ FINAL_STATES = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT
 TINY_DDP = ["+experiment=digits_cnn", "strategy=ddp", "trainer.accelerator=cpu", "callbacks.progress_bar=null",
             "callbacks.early_stopping=null", "trainer.limit_val_batches=2", "trainer.limit_test_batches=2",
             "slurm.nodes=2", "slurm.cpus_per_task=1", "slurm.time=00:10:00"]
+# the same for lm_llama_tiny: 2 Llama layers (tests/exported_runs.py TINY_LM), seq_len 32, 8 windows per rank a step
+# (datamodule.data_dir and trainer.max_steps are the test's)
+TINY_LM_DDP = ["+experiment=lm_llama_tiny", "strategy=ddp", "trainer.accelerator=cpu", "callbacks.progress_bar=null",
+               "datamodule.seq_len=32", "datamodule.batch_size=8", "datamodule.val_fraction=0.1",
+               "datamodule.test_fraction=0.1", "trainer.max_time=null", "trainer.val_check_interval=20",
+               "trainer.limit_val_batches=1", "model.generation.every_n_validations=0", "model.scheduler.warmup_steps=5",
+               *[f"model.net.config.{key}={value}" for key, value in TINY_LM.items()],
+               "slurm.nodes=2", "slurm.cpus_per_task=1", "slurm.time=00:10:00"]
 
 
 def cluster_up() -> bool:

@@ -8,7 +8,11 @@ import pytest
 import torch
 
 from tests.conftest import run_entry
-from tests.slurm.conftest import TINY_DDP, submit_train, wait_for, wait_for_job
+from tests.exported_runs import tokenized_code_corpus
+from tests.slurm.conftest import TINY_DDP, TINY_LM_DDP, submit_train, wait_for, wait_for_job
+
+LM_DOCUMENTS = 160  # ~10k training tokens: an epoch is 19 steps of 2 ranks x 8 windows
+LM_STEPS = 40
 
 
 def _weights(ckpt):
@@ -52,16 +56,11 @@ def test_sigterm_outside_slurm_saves_mid_epoch_exits_and_resumes_bit_identical(t
     assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 2  # one TensorBoard run, two attempts
 
 
-@pytest.mark.slurm
-@pytest.mark.slow
-def test_usr1_checkpoints_requeues_resumes_and_matches_an_uninterrupted_job(slurm_root):
-    """2 nodes x 1 task DDP: USR1 to the batch shell → both ranks save → rank 0 requeues → the job comes back
-    (same id, restart 1), resumes the run and ends with the weights of an uninterrupted job."""
-    out = slurm_root / "preemption"
-    common = [*TINY_DDP, f"paths.output_root={out}", "test_after_fit=false", "trainer.max_epochs=2",
-              "trainer.limit_train_batches=8", "datamodule.batch_size=16"]
-    straight_id, job_id = submit_train("-m", *common, "run_id=straight,preempted")
-    run_dir = out / "digits_cnn" / "preempted"
+def _usr1_preempted_job_matches_an_uninterrupted_one(out, experiment: str, common: list[str], steps: int) -> None:
+    """Submit `straight` and `preempted` (one multirun, 2 nodes each); USR1 the second once both ranks are in the
+    process group; it must save on every rank, requeue itself, resume and end with the first one's weights."""
+    straight_id, job_id = submit_train("-m", *common, f"paths.output_root={out}", "run_id=straight,preempted")
+    run_dir = out / experiment / "preempted"
     log = run_dir / f"slurm-{job_id}.out"
 
     def both_ranks_started() -> bool:  # the process group is up: every rank's handler is installed
@@ -71,7 +70,7 @@ def test_usr1_checkpoints_requeues_resumes_and_matches_an_uninterrupted_job(slur
     wait_for(both_ranks_started, 240, "both ranks to join the process group")
     subprocess.run(["scancel", "--signal=USR1", "--batch", job_id], check=True)
     assert wait_for_job(job_id, 300, log)[0] == "COMPLETED", log.read_text()[-4000:]
-    assert wait_for_job(straight_id, 120, out / "digits_cnn" / "straight" / f"slurm-{straight_id}.out")[0] == "COMPLETED"
+    assert wait_for_job(straight_id, 120, out / experiment / "straight" / f"slurm-{straight_id}.out")[0] == "COMPLETED"
 
     text = log.read_text()
     assert "USR1 received, forwarding to the tasks" in text
@@ -83,7 +82,27 @@ def test_usr1_checkpoints_requeues_resumes_and_matches_an_uninterrupted_job(slur
     assert (first["slurm_restart_count"], second["slurm_restart_count"]) == (0, 1)
     assert first["slurm_job_id"] == second["slurm_job_id"] == job_id
     assert second["resumed_from"] == event["checkpoint"]
-    assert 0 < event["global_step"] < 16 and info["global_step"] == 16  # saved mid-training, finished after
-    _assert_same_weights(out / "digits_cnn" / "straight" / "checkpoints" / "last.ckpt",
+    assert 0 < event["global_step"] < steps and info["global_step"] == steps  # saved mid-training, finished after
+    _assert_same_weights(out / experiment / "straight" / "checkpoints" / "last.ckpt",
                          run_dir / "checkpoints" / "last.ckpt")
     assert len(list((run_dir / "tb").glob("events.out.tfevents.*"))) == 2
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_usr1_checkpoints_requeues_resumes_and_matches_an_uninterrupted_job(slurm_root):
+    """2 nodes x 1 task DDP: USR1 to the batch shell → both ranks save → rank 0 requeues → the job comes back
+    (same id, restart 1), resumes the run and ends with the weights of an uninterrupted job."""
+    common = [*TINY_DDP, "test_after_fit=false", "trainer.max_epochs=2", "trainer.limit_train_batches=8",
+              "datamodule.batch_size=16"]
+    _usr1_preempted_job_matches_an_uninterrupted_one(slurm_root / "preemption", "digits_cnn", common, 16)
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_lm_llama_tiny_two_node_job_survives_usr1_with_the_uninterrupted_weights(slurm_root):
+    """The same for the language model: lm_llama_tiny (2 Llama layers) over 2 nodes, warmup + cosine by steps,
+    40 steps across two epoch boundaries of the token windows: the requeued job resumes mid-epoch exactly."""
+    corpus = tokenized_code_corpus(slurm_root / "lm_corpus", LM_DOCUMENTS)
+    common = [*TINY_LM_DDP, f"datamodule.data_dir={corpus}", "test_after_fit=false", f"trainer.max_steps={LM_STEPS}"]
+    _usr1_preempted_job_matches_an_uninterrupted_one(slurm_root / "lm_preemption", "lm_llama_tiny", common, LM_STEPS)
