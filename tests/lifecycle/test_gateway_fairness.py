@@ -88,7 +88,10 @@ def test_big_png_flood_leaves_a_normal_client_within_factor_of_solo(stack, big_p
         flooded = _closed_loop(stack)
     mallory = _mallory_statuses(stack) - before
     _report("4 x 6000x6000 RGBA PNG", solo, flooded, mallory)
-    assert mallory[413] > 0 and set(mallory) <= {413, 429, 499}, mallory  # 499: ab's last, cut at its deadline
+    # at ab's deadline each of its 4 connections may be cut: 499 (waiting for the answer) or 400 (nginx still
+    # reading the 150 KB body); nothing else but 413/429
+    assert mallory[413] > 0 and set(mallory) <= {413, 429, 499, 400}, mallory
+    assert mallory[400] + mallory[499] <= 4, mallory
     _assert_within_factor(solo, flooded)
 
 
