@@ -16,8 +16,7 @@ from trainers.resolvers import register
 register()
 # the one place score.py's keys and defaults live is ScoreOptions (its slurm group: ScoreSlurmConfig);
 # conf/score/score.yaml composes onto these nodes
-ConfigStore.instance().store(name="score_options", node={k: v for k, v in defaults(ScoreOptions).items()
-                                                          if k not in ScoreOptions.GROUPS})
+ConfigStore.instance().store(name="score_options", node=defaults(ScoreOptions, exclude=ScoreOptions.GROUPS))
 ConfigStore.instance().store(group="slurm", name="score", node=defaults(ScoreSlurmConfig))
 
 

@@ -208,12 +208,13 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
-def defaults(cls: type) -> dict[str, Any]:
+def defaults(cls: type, exclude: Iterable[str] = ()) -> dict[str, Any]:
     """The dataclass's defaults as plain containers, MISSING ('???') for a required field: the node a Hydra
-    entry point composes its overrides onto (so its YAML need not repeat them)."""
+    entry point composes its overrides onto (so its YAML need not repeat them). `exclude`: fields that
+    config groups fill (picked in the entry point's defaults list, not set by the node)."""
     out: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
-        if not f.init:
+        if not f.init or f.name in exclude:
             continue
         if f.default is not dataclasses.MISSING:
             value = f.default

@@ -72,8 +72,7 @@ def store_nodes() -> None:
     from hydra.core.config_store import ConfigStore
 
     store = ConfigStore.instance()
-    options = {k: v for k, v in defaults(TrainOptions).items() if k not in GROUPS}
-    store.store(name="train_options", node={**options, "hydra": CV_SWEEP})
+    store.store(name="train_options", node={**defaults(TrainOptions, exclude=GROUPS), "hydra": CV_SWEEP})
     store.store(group="slurm", name="default", node=defaults(SlurmConfig))
 
 

@@ -163,6 +163,7 @@ class TaskModule(LightningModule):
         total = self.trainer.strategy.reduce(torch.stack(sums), reduce_op="sum")
         return float(total[0] / total[1].clamp(min=1))
 
+    # _eval_step / _log_split_loss: what a validation or test step adds and logs (a task may redefine both)
     def _eval_step(self, split: str, metrics: MetricCollection | None, batch: dict[str, torch.Tensor]) -> None:
         loss, outputs, targets = self._step(batch)
         self._update(metrics, outputs, targets)

@@ -162,35 +162,26 @@ class LanguageModeling(TaskModule):
         norm = torch.nn.utils.get_total_norm(grads)
         return norm.full_tensor() if hasattr(norm, "full_tensor") else norm
 
-    def _lm_eval_step(self, split: str, batch: dict[str, torch.Tensor]) -> None:
+    def _eval_step(self, split: str, metrics: Any, batch: dict[str, torch.Tensor]) -> None:
+        # token-weighted: this rank's summed NLL and token count (TaskModule reduces both over the ranks)
         self.add_split_loss(split, *lm_loss_sums(self.net(batch["input_ids"]), batch["labels"]))
 
-    def _log_split(self, split: str) -> float | None:
-        """Token-weighted mean NLL over every rank's share of the split → {split}/loss and {split}/perplexity."""
+    def _log_split_loss(self, split: str, prog_bar: bool = False) -> None:
+        """{split}/loss (token-weighted mean NLL over every rank's share of the split) and {split}/perplexity."""
         loss = self.split_loss(split)
         if loss is None:
-            return None
-        self.log(f"{split}/loss", loss, prog_bar=split == "val", batch_size=1)
-        self.log(f"{split}/perplexity", math.exp(min(loss, 80.0)), prog_bar=split == "val", batch_size=1)
-        return loss
-
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._lm_eval_step("val", batch)
+            return
+        self.log(f"{split}/loss", loss, prog_bar=prog_bar, batch_size=1)
+        self.log(f"{split}/perplexity", math.exp(min(loss, 80.0)), prog_bar=prog_bar, batch_size=1)
 
     def on_validation_epoch_end(self) -> None:
-        self._log_split("val")
+        super().on_validation_epoch_end()
         if self.trainer.sanity_checking or self.trainer.state.fn != "fit":
             return
         self._validations += 1
         every = self.generation.every_n_validations
         if every and self._validations % every == 0 and self.generation.prompts:
             log_generations(self, self.generation)
-
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        self._lm_eval_step("test", batch)
-
-    def on_test_epoch_end(self) -> None:
-        self._log_split("test")
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         return self.net(batch["input_ids"])
