@@ -142,6 +142,9 @@ class Gateway:
         if not self.pid():
             raise ServingError(f"no gateway running in {self.dir}: `python -m serving gateway start` first")
         with self._locked():
+            # the settings saved last (reconfigure from another process): the keeper's Gateway was built at its
+            # start, and a token handover re-rendering that old config would undo them
+            self.cfg = load_running_config(self.cfg)
             state = self.state()
             self._write_config(state, upstream_mode)
             old_generation = self._generation()
