@@ -39,6 +39,15 @@ def hf_folder(path, vocab_size=300):
     return path, {k: v.clone() for k, v in model.state_dict().items()}
 
 
+def test_a_pretrained_decoder_fine_tunes_in_train_mode(tmp_path):
+    """from_pretrained returns eval mode (dropout off) and Lightning keeps each submodule's mode (issue 16.1)."""
+    from trainers.nets.causal_lm import CausalLM
+
+    folder, _ = hf_folder(tmp_path / "hf")
+    net = CausalLM(pretrained=str(folder))
+    assert [name for name, m in net.named_modules() if not m.training] == []
+
+
 def test_finetune_starts_from_a_local_hugging_face_folder(tokens, tmp_path):
     folder, weights = hf_folder(tmp_path / "hf")
     cfg = compose_train(["+experiment=lm_llama_tiny", f"datamodule.data_dir={tokens}", "datamodule.seq_len=32",

@@ -82,6 +82,8 @@ class CausalLM(nn.Module):
                                      "(no config.json): give a local folder saved with save_pretrained (offline)")
             self.hf = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True,
                                                            attn_implementation=ATTENTION, dtype=torch.float32)
+            # from_pretrained returns eval mode and Lightning keeps each submodule's mode: fine-tune with dropout on
+            self.hf.train()
             if vocab_size is not None and self.hf.config.vocab_size < int(vocab_size):
                 raise NetConfigError(f"the pretrained model at {pretrained} has vocab_size={self.hf.config.vocab_size} "
                                      f"but the data's tokenizer has {vocab_size} ids: tokenize the data with the "
