@@ -84,9 +84,9 @@ def test_hf_folder_loads_in_transformers_and_as_pretrained(lm_export, tmp_path):
     with torch.no_grad():
         loaded = AutoModelForCausalLM.from_pretrained(str(tmp_path / "gpt2"), local_files_only=True).eval()
         assert (loaded(input_ids=ids).logits - gpt2(ids)).abs().max() < 1e-5
-        assert (CausalLM(pretrained=str(tmp_path / "gpt2"))(ids) - gpt2(ids)).abs().max() < 1e-5
+        assert (CausalLM(pretrained=str(tmp_path / "gpt2")).eval()(ids) - gpt2(ids)).abs().max() < 1e-5
     # a KVDecoder over the reloaded GPT-2 still matches (the decoder reads whatever weights the folder held)
-    assert (KVDecoder(loaded_net := CausalLM(pretrained=str(tmp_path / "gpt2")))(ids, torch.ones_like(ids),
+    assert (KVDecoder(loaded_net := CausalLM(pretrained=str(tmp_path / "gpt2")).eval())(ids, torch.ones_like(ids),
             empty_past(KVDecoder(loaded_net).meta, 1))[0] - gpt2(ids)).abs().max() < 1e-5
 
 
