@@ -137,8 +137,11 @@ class Gateway:
                 raise ServingError(f"the gateway's token keeper did not start; see {self.dir / 'logs'}/keeper.*")
             time.sleep(0.05)
 
-    def reload(self, upstream_mode: str | None = None) -> dict[str, Any]:
-        """Re-render (routes, keys, token) and `nginx -s reload`: old workers finish their requests."""
+    def reload(self, upstream_mode: str | None = None, drain: bool = False) -> dict[str, Any]:
+        """Re-render (routes, keys, token) and `nginx -s reload`: old workers finish their requests.
+
+        drain: also wait until the old workers have exited (no request is served with the old config after).
+        """
         if not self.pid():
             raise ServingError(f"no gateway running in {self.dir}: `python -m serving gateway start` first")
         with self._locked():
@@ -150,6 +153,11 @@ class Gateway:
             old_generation = self._generation()
             self._nginx("-s", "reload", what="reload")
             self._wait_new_workers(old_generation)
+        if drain:
+            # an old worker finishes its requests (at most upstream_timeout, then worker_shutdown_timeout ends it)
+            deadline = time.monotonic() + self.cfg.upstream_timeout + 10
+            while self._generation() & old_generation and time.monotonic() < deadline:
+                time.sleep(0.02)
         if not self.keeper_pid():
             self._start_keeper()  # e.g. after a machine restart left nginx but not the keeper
         return state

@@ -9,34 +9,32 @@ one at once, while nginx can only hold a token it read from its config. So a ren
 3. reload nginx back to direct proxying with the new token in `secrets/upstream_auth.conf`.
 
 Between handovers (the second half of each token lifetime) no request passes through Python. The keeper
-also answers `/readyz` (every registered model version has a READY worker) and `/metrics` for nginx,
+also answers `/readyz` (every registered model version has a READY worker) and `/metrics` for nginx
+(keeper_http.py, which also relays the predictions of a handover, streamed ones chunk by chunk),
 probes the token nginx holds (`shipyard_gateway_upstream_auth_failures_total`, counted by the error-rate
 alert) and rotates nginx's logs. Run by `serving gateway start` as `python -m serving.gateway.keeper DIR`.
 """
 from __future__ import annotations
 
-import hmac
 import http.client
 import json
 import logging
 import os
 import signal
-import socketserver
 import sys
 import threading
 import time
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
-from serving.torchserve.client import AUTH_FAILED, Endpoints, ServingError, TorchServeClient, read_keys
+from serving.torchserve.client import AUTH_FAILED, Endpoints, ServingError, TorchServeClient
 from serving.gateway.config import GatewayConfig
+from serving.gateway.keeper_http import Server, Upstream
 from serving.gateway.render import KEEPER_SECRET
 from serving.torchserve.server import readiness
 
 log = logging.getLogger("shipyard.keeper")
-FORWARD_HEADERS = ("Content-Type", "X-Request-ID")  # never X-Keeper-Secret or the client's X-API-Key
 
 
 def read_keys_settled(serve_dir: Path, tries: int = 50) -> dict:
@@ -86,38 +84,16 @@ class Keeper:
         self.serve_dir = self.cfg.serve_dir
         self.lock = threading.Lock()       # held while the token changes: forwarded requests wait
         self.token = read_keys_settled(self.serve_dir)["key"]
-        self.local = threading.local()
         self.ready: dict = {"ready": False, "reasons": ["not checked yet"], "models": []}
         self.counters = {"renewals": 0, "auth_failures": 0, "auth_ok": 1}
         self.stop = threading.Event()
         secret_conf = (gateway_dir / "secrets" / KEEPER_SECRET).read_text()
         self.secret = secret_conf.split('"')[1]
 
-    # ------------------------------------------------------------------ forwarding (handover only)
-    def forward(self, method: str, path: str, headers: dict, body: bytes) -> tuple[int, dict, bytes]:
-        """Send one request to TorchServe with the current token; (status, headers, body)."""
-        ports = Endpoints.load(self.serve_dir)
-        for attempt in range(2):
-            with self.lock:
-                token = self.token
-            conn = getattr(self.local, "conn", None)
-            if conn is None:
-                conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", ports.inference,
-                                                                    timeout=self.cfg.upstream_timeout)
-            try:
-                conn.request(method, path, body=body, headers={**headers, "Authorization": f"Bearer {token}"})
-                resp = conn.getresponse()
-                data = resp.read()
-            except (OSError, http.client.HTTPException):
-                conn.close()
-                self.local.conn = None
-                if attempt:
-                    raise
-                continue
-            if resp.status == 400 and AUTH_FAILED in data.decode(errors="replace") and attempt == 0:
-                continue  # the token changed between reading and sending: once more with the new one
-            return resp.status, {k: v for k, v in resp.getheaders() if k.lower() == "content-type"}, data
-        return 502, {"Content-Type": "application/json"}, b'{"code": 502, "error": "upstream unavailable"}\n'
+    def current_token(self) -> str:
+        """The inference token to send now (a relayed request waits while a renewal holds the lock)."""
+        with self.lock:
+            return self.token
 
     # ------------------------------------------------------------------ the loop
     def ttl(self) -> float:
@@ -126,11 +102,8 @@ class Keeper:
 
     def handover(self) -> None:
         """Renew the inference key with nginx routed through the keeper (no request sees a stale key)."""
-        old_workers = self.gateway._generation()
-        self.gateway.reload(upstream_mode="keeper")
-        deadline = time.monotonic() + self.cfg.upstream_timeout + 10
-        while self.gateway._generation() & old_workers and time.monotonic() < deadline:
-            time.sleep(0.02)  # the old workers hold the old token: renewing now would fail their requests
+        # drain: the old workers hold the old token, so renewing before they exit would fail their requests
+        self.gateway.reload(upstream_mode="keeper", drain=True)
         client = TorchServeClient(self.serve_dir, timeout=10)
         with self.lock:
             before = self.token
@@ -219,50 +192,6 @@ class Keeper:
         return "\n".join(lines) + "\n"
 
 
-class Handler(BaseHTTPRequestHandler):
-    """nginx → keeper: /readyz, /metrics, and predictions during a handover."""
-
-    protocol_version = "HTTP/1.1"
-    keeper: Keeper
-
-    def log_message(self, *args) -> None:  # noqa: D102 - per-request lines belong in nginx's access log
-        return
-
-    def _answer(self, status: int, headers: dict, body: bytes) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self) -> None:  # noqa: N802, D102
-        if self.path == "/readyz":
-            ready = self.keeper.ready
-            body = (json.dumps(ready) + "\n").encode()
-            self._answer(200 if ready["ready"] else 503, {"Content-Type": "application/json"}, body)
-        elif self.path == "/metrics":
-            self._answer(200, {"Content-Type": "text/plain; version=0.0.4"}, self.keeper.metrics().encode())
-        else:
-            self._answer(404, {"Content-Type": "application/json"}, b'{"code": 404, "error": "unknown path"}\n')
-
-    def do_POST(self) -> None:  # noqa: N802, D102
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if not hmac.compare_digest(self.headers.get("X-Keeper-Secret", ""), self.keeper.secret):
-            # only nginx (which authenticated the client) may use the keeper's token
-            self._answer(403, {"Content-Type": "application/json"}, b'{"code": 403, "error": "forbidden"}\n')
-            return
-        headers = {k: self.headers[k] for k in FORWARD_HEADERS if self.headers.get(k)}
-        self._answer(*self.keeper.forward("POST", self.path, headers, body))
-
-
-class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    """Threaded loopback HTTP server (nginx keeps connections open)."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-
 def main(gateway_dir: str) -> int:
     """Serve nginx on the loopback port from gateway.json and run the loop until nginx stops or SIGTERM."""
     root = Path(gateway_dir).resolve()
@@ -270,8 +199,8 @@ def main(gateway_dir: str) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     keeper = Keeper(root)
-    Handler.keeper = keeper
-    server = Server(("127.0.0.1", keeper.gateway.state()["keeper_port"]), Handler)
+    upstream = Upstream(keeper.serve_dir, keeper.current_token, keeper.cfg.upstream_timeout)
+    server = Server(keeper.gateway.state()["keeper_port"], keeper, upstream)
     signal.signal(signal.SIGTERM, lambda *_: keeper.stop.set())
     threading.Thread(target=server.serve_forever, daemon=True).start()
     (root / "run" / "keeper.pid").write_text(f"{os.getpid()}\n")

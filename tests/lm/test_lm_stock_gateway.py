@@ -99,13 +99,8 @@ def test_exported_mar_under_plain_torchserve_answers_the_runtimes_greedy_complet
     assert "TextGeneratorHandler: decoder" in (server.logs / "model_log.log").read_text(errors="replace")
 
 
-@pytest.mark.gateway
-def test_stream_through_the_gateway_arrives_before_the_end(gateway, exported):
-    gw, session = gateway
-    url = gw.url(f"v1/models/{exported.name}:predict")
-    whole = session.post(url, json=REQUEST, timeout=60)
-    assert whole.status_code == 200, whole.text
-    assert whole.headers["X-Model-Version"] == exported.version and whole.json() == expected_answer(exported, REQUEST)
+def stream_checked(session: requests.Session, url: str, answer: dict) -> tuple[dict, list[float]]:
+    """Stream REQUEST through the gateway: its headers and arrivals, after checking the chunks join to `answer`."""
     sent = time.monotonic()
     with session.post(url, json={**REQUEST, "stream": True}, stream=True, timeout=60) as resp:
         assert resp.status_code == 200, resp.text
@@ -117,10 +112,39 @@ def test_stream_through_the_gateway_arrives_before_the_end(gateway, exported):
     # step (a few ms on these cores) separates each chunk from the next
     early = [t for t in arrivals if arrivals[-1] - t > 0.005]
     assert len(early) >= 3, [(round(t, 4), c["text"]) for t, c in zip(arrivals, (c for _, c in chunks))]
-    answer = whole.json()
     assert all(c["finish_reason"] is None for _, c in chunks[:-1])
     assert chunks[-1][1]["finish_reason"] == answer["finish_reason"] and chunks[-1][1]["usage"] == answer["usage"]
     assert "".join(c["text"] for _, c in chunks) == answer["text"]
     assert sum((c["tokens"] for _, c in chunks), []) == answer["tokens"]
     print(f"\nthrough the gateway: {len(chunks)} chunks, first after {arrivals[0] * 1000:.1f} ms, last after "
           f"{arrivals[-1] * 1000:.1f} ms; {len(early)} arrived >= 5 ms before the last")
+    return dict(resp.headers), arrivals
+
+
+@pytest.mark.gateway
+def test_stream_through_the_gateway_arrives_before_the_end(gateway, exported):
+    gw, session = gateway
+    url = gw.url(f"v1/models/{exported.name}:predict")
+    whole = session.post(url, json=REQUEST, timeout=60)
+    assert whole.status_code == 200, whole.text
+    assert whole.headers["X-Model-Version"] == exported.version and whole.json() == expected_answer(exported, REQUEST)
+    headers, _ = stream_checked(session, url, whole.json())
+    assert "Via" not in headers  # direct proxying: no Python between nginx and TorchServe
+
+
+@pytest.mark.gateway
+def test_a_stream_during_a_token_handover_is_relayed_chunk_by_chunk(gateway, exported):
+    """While the keeper renews the token, nginx sends predictions through it: a stream must stay a stream (the
+    keeper read the whole answer before passing it on, so every chunk arrived at the end, with a Content-Length)."""
+    gw, session = gateway
+    url = gw.url(f"v1/models/{exported.name}:predict")
+    gw.reload(upstream_mode="keeper", drain=True)  # step 1 of a handover, held while the stream runs
+    try:
+        whole = session.post(url, json=REQUEST, timeout=60)
+        assert whole.status_code == 200 and whole.headers.get("Via") == "1.1 shipyard-keeper", whole.headers
+        assert whole.json() == expected_answer(exported, REQUEST)
+        headers, _ = stream_checked(session, url, whole.json())
+        assert headers["Via"] == "1.1 shipyard-keeper"
+    finally:
+        gw.reload(upstream_mode="direct", drain=True)
+    assert "Via" not in session.post(url, json=REQUEST, timeout=60).headers
