@@ -13,10 +13,10 @@ from typing import Any
 import torch
 
 from . import classifier_io
+from .answers import finish_answers
 from .prediction_hook import PredictionObserver
 
 logger = logging.getLogger(__name__)
-JSON = "application/json"
 
 
 def _header(context: Any, idx: int, name: str) -> str | None:
@@ -97,8 +97,7 @@ class ClassifierHandler:
             for (idx, _), prediction in zip(good, predictions):
                 answers[idx] = json.dumps(prediction)
             self.on_predictions(self._summaries(good, context), predictions, logits)
-        for idx in range(len(data)):
-            context.set_response_content_type(idx, JSON)
+        finish_answers(context, len(data))
         return answers
 
     def on_predictions(self, inputs: list[dict[str, Any]], predictions: list[dict[str, Any]],

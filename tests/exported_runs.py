@@ -122,3 +122,17 @@ def train_tiny_lm(root: Path) -> Path:
 def tiny_lm_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A trained (4 steps) tiny Llama LM run directory; read-only (copy_run it to export again)."""
     return built_once(tmp_path_factory, "tiny_lm", train_tiny_lm) / "out" / "lm_llama_tiny" / "fixture"
+
+
+def export_tiny_lm(root: Path, run_dir: Path) -> None:
+    """A copy of the tiny LM run exported as version 1.0 with its .mar (TorchScript only: the archive serves
+    model.pt, so torch.export's extra ~10 s would buy nothing for the serving tests)."""
+    run_entry("export.py", f"run_dir={copy_run(run_dir, root)}", "version=1.0", "parity.batches=1",
+              "targets=[torchscript]")
+
+
+@pytest.fixture(scope="session")
+def exported_tiny_lm(tiny_lm_run: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportedRun:
+    """The tiny LM run exported by export.py (v1.0, TorchScript, .mar built); read-only."""
+    root = built_once(tmp_path_factory, "exported_tiny_lm", lambda root: export_tiny_lm(root, tiny_lm_run))
+    return exported_run(root / tiny_lm_run.name)

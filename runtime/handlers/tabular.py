@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ..answers import finish_answers
 from ..classifier_io import MODEL_FILE
 from ..preprocessing import SPEC_FILENAME
 from ..tabular import TabularSpec, encode_rows
@@ -23,7 +24,6 @@ from ..tabular_io import RequestError, decode_request, error_answer, predictions
 from ..tabular_log import TabularPredictionLog
 
 logger = logging.getLogger(__name__)
-JSON = "application/json"
 
 
 class TabularHandler:
@@ -94,8 +94,7 @@ class TabularHandler:
                 answers[idx] = self._refuse(context, idx, 400, {**first, "errors": mine})
             else:
                 answers[idx] = json.dumps(mine)
-        for idx in range(len(data)):
-            context.set_response_content_type(idx, JSON)
+        finish_answers(context, len(data))
         self._metric(context, "HandlerLatencyMs", (time.perf_counter() - started) * 1000.0, "all")
         return answers  # type: ignore[return-value]
 

@@ -3,7 +3,7 @@
 Every request of a dynamic batch is validated on its own (runtime/lm_io.py): a bad one gets a 4xx JSON
 {"error", "code", "field"} while the rest are generated together (runtime/lm_generate.py: one left-padded
 prefill, one forward per decode step for the whole batch). A request with "stream": true gets a chunk per
-decode step through TorchServe's intermediate responses (HTTP chunked transfer, gRPC StreamPredictions2)
+decode step through TorchServe's intermediate responses (HTTP chunked transfer, gRPC StreamPredictions)
 and its final delta as the response: one JSON object per line. One class in this file (TorchServe's rule).
 """
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import Any
 import torch
 
 from .. import lm_io
+from ..answers import JSON, finish_answers
 from ..lm_generate import DecoderShape, Generation, generate
 from ..pii import redact
 from ..prediction_log import PredictionLogger
 
 logger = logging.getLogger(__name__)
-JSON = "application/json"
 BATCH_LOG = "text generation batch: size=%d valid=%d streaming=%d"  # tests read the batch sizes from it
 
 
@@ -123,8 +123,7 @@ class TextGeneratorHandler:
                 answers[idx] = json.dumps(lm_io.chunk(text, tokens, gen.finish_reason, gen)) + "\n"
             else:
                 answers[idx] = json.dumps(lm_io.answer(gen))
-        for idx in range(len(data)):
-            context.set_response_content_type(idx, JSON)
+        finish_answers(context, len(data))
         self._log_predictions(context, good, generations, (time.perf_counter() - started) * 1000.0)
         return answers  # type: ignore[return-value]
 

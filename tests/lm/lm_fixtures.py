@@ -1,11 +1,11 @@
 """A tiny real language model for the runtime's generation tests: byte-level BPE tokenizer + a KV-cache decoder.
 
 `TinyKVDecoder` is a small pure-torch transformer with the KVDecoder contract (docs/LM_CONTRACT: input_ids,
-attention_mask over past + new, past [L, 2, B, H, P, D] → logits, present; positions from the mask); it stands
-in for trainers/nets/kv_decoder.py until that lands, and is scripted for model.pt. No training: the weights
-are a seeded random init scaled up so that sampling and positions matter. The folder
-it writes (`model_folder`) has what an exported archive carries: model.pt (TorchScript KVDecoder),
-metadata.json ("task": "language_modeling", "decoder": {...}) and tokenizer.json.
+attention_mask over past + new, past [L, 2, B, H, P, D] → logits, present; positions from the mask), scripted
+for model.pt. The in-process handler tests use it (no training run needed); the TorchServe tests serve the
+archive export.py builds for a trained run. No training: the weights are a seeded random init scaled up so that
+sampling and positions matter. The folder it writes (`model_folder`) has what an exported archive carries:
+model.pt (TorchScript KVDecoder), metadata.json ("task": "language_modeling", "decoder": {...}) and tokenizer.json.
 """
 from __future__ import annotations
 

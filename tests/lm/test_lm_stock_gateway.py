@@ -8,7 +8,6 @@ import json
 import secrets
 import shutil
 import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,8 +19,8 @@ from serving.gateway.config import GatewayConfig, TLSConfig
 from serving.gateway.control import Gateway
 from serving.gateway.files import self_signed_cert
 from serving.torchserve.client import json_lines
-from tests.conftest import require_service, run_entry
-from tests.exported_runs import ExportedRun, copy_run, exported_run
+from tests.conftest import require_service
+from tests.exported_runs import ExportedRun
 from tests.serving.stock_server import stock_torchserve
 
 pytestmark = [pytest.mark.torchserve, pytest.mark.slow]
@@ -30,12 +29,9 @@ REQUEST = {"prompt": "def f1(x):\n", "max_new_tokens": 20, "temperature": 0.0}
 
 
 @pytest.fixture(scope="module")
-def exported(tiny_lm_run: Path, tmp_path_factory: pytest.TempPathFactory) -> ExportedRun:
-    """A private copy of the tiny LM run exported by export.py as version 1.0 with its .mar (TorchScript only: the
-    archive serves model.pt, so torch.export's extra ~10 s would buy nothing here)."""
-    run_dir = copy_run(tiny_lm_run, tmp_path_factory.mktemp("lm_stock_run"))
-    run_entry("export.py", f"run_dir={run_dir}", "version=1.0", "parity.batches=1", "targets=[torchscript]")
-    return exported_run(run_dir)
+def exported(exported_tiny_lm: ExportedRun) -> ExportedRun:
+    """The tiny LM's archive as export.py built it (real KVDecoder, version 1.0)."""
+    return exported_tiny_lm
 
 
 @pytest.fixture(scope="module")
@@ -99,26 +95,35 @@ def test_exported_mar_under_plain_torchserve_answers_the_runtimes_greedy_complet
     assert "TextGeneratorHandler: decoder" in (server.logs / "model_log.log").read_text(errors="replace")
 
 
-def stream_checked(session: requests.Session, url: str, answer: dict) -> tuple[dict, list[float]]:
-    """Stream REQUEST through the gateway: its headers and arrivals, after checking the chunks join to `answer`."""
+def stream_once(session: requests.Session, url: str, answer: dict) -> tuple[dict, list[float], list[dict]]:
+    """Stream REQUEST through the gateway: headers, arrivals and chunks, after checking they join to `answer`."""
     sent = time.monotonic()
     with session.post(url, json={**REQUEST, "stream": True}, stream=True, timeout=60) as resp:
         assert resp.status_code == 200, resp.text
         assert resp.headers.get("Transfer-Encoding") == "chunked"
         chunks = list(json_lines(resp))  # (arrival, chunk) per JSON line; one arrival per network read
-    arrivals = [t - sent for t, _ in chunks]
-    # a buffering proxy hands the body over once generation ended: every line then arrives within a fraction of a
-    # millisecond of the last (measured with proxy_buffering on: 0 of 20 were 5 ms early); unbuffered, a decode
-    # step (a few ms on these cores) separates each chunk from the next
-    early = [t for t in arrivals if arrivals[-1] - t > 0.005]
-    assert len(early) >= 3, [(round(t, 4), c["text"]) for t, c in zip(arrivals, (c for _, c in chunks))]
     assert all(c["finish_reason"] is None for _, c in chunks[:-1])
     assert chunks[-1][1]["finish_reason"] == answer["finish_reason"] and chunks[-1][1]["usage"] == answer["usage"]
     assert "".join(c["text"] for _, c in chunks) == answer["text"]
     assert sum((c["tokens"] for _, c in chunks), []) == answer["tokens"]
+    return dict(resp.headers), [t - sent for t, _ in chunks], [c for _, c in chunks]
+
+
+def stream_checked(session: requests.Session, url: str, answer: dict, tries: int = 3) -> tuple[dict, list[float]]:
+    """A stream whose chunks arrive before its end (up to `tries` streams: on two busy cores the client may not be
+    scheduled while a 60 ms generation runs; a buffering proxy never passes, however many tries)."""
+    for _ in range(tries):
+        headers, arrivals, chunks = stream_once(session, url, answer)
+        # a buffering proxy hands the body over once generation ended: every line then arrives within a fraction
+        # of a millisecond of the last (measured with proxy_buffering on: 0 of 20 were 5 ms early); unbuffered,
+        # a decode step (a few ms on these cores) separates each chunk from the next
+        early = [t for t in arrivals if arrivals[-1] - t > 0.005]
+        if len(early) >= 3:
+            break
+    assert len(early) >= 3, [(round(t, 4), c["text"]) for t, c in zip(arrivals, chunks)]
     print(f"\nthrough the gateway: {len(chunks)} chunks, first after {arrivals[0] * 1000:.1f} ms, last after "
           f"{arrivals[-1] * 1000:.1f} ms; {len(early)} arrived >= 5 ms before the last")
-    return dict(resp.headers), arrivals
+    return headers, arrivals
 
 
 @pytest.mark.gateway

@@ -1,6 +1,7 @@
-"""The text-generation archive under one real TorchServe (dynamic batching on): streamed chunks arrive before the
-end over HTTP and gRPC, batches really form (the handler's logged sizes), malformed requests inside a batch get
-4xx naming the field, one seed gives one answer whatever the batch, and the workers run without project code."""
+"""The text-generation archive export.py builds for a trained LM (the real KVDecoder) under one real TorchServe
+(dynamic batching on): streamed chunks arrive before the end over HTTP and gRPC, batches really form (the
+handler's logged sizes), malformed requests inside a batch get 4xx naming the field, one seed gives one answer
+whatever the batch, and the workers run without project code."""
 from __future__ import annotations
 
 import json
@@ -13,23 +14,27 @@ import psutil
 import pytest
 
 from tests.conftest import REPO
-from tests.lm.lm_fixtures import GOOD, MALFORMED, RAW, build_lm_mar, model_folder
+from tests.exported_runs import ExportedRun
+from tests.lm.lm_fixtures import GOOD, MALFORMED, RAW
 from tests.serving.servers import running_server
 
 pytestmark = [pytest.mark.torchserve, pytest.mark.slow]
-NAME = "tiny_lm"
+NAME = "lm_llama_tiny"  # the experiment's name: what export.py names the model in its archive
+# the code corpus the tiny LM was trained on: its greedy completion is visible text (newlines, spaces, code)
+CODE_PROMPT = {"prompt": "def f1(x):\n", "max_new_tokens": 20, "temperature": 0.0}
 BATCH = re.compile(r"text generation batch: size=(\d+) valid=(\d+)")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """One TorchServe for the module: the tiny LM, batch_size 8, max_batch_delay 300 ms, no project code on the
-    workers' path (PYTHONPATH unset: the archive's own runtime/ is all they have)."""
+def server(exported_tiny_lm: ExportedRun, tmp_path_factory):
+    """One TorchServe for the module: the tiny LM's archive, batch_size 8, max_batch_delay 300 ms, no project code on
+    the workers' path (PYTHONPATH unset: the archive's own runtime/ is all they have)."""
+    assert exported_tiny_lm.name == NAME
     root = tmp_path_factory.mktemp("lm_ts")
-    mar = build_lm_mar(model_folder(root / "model"), root / "mar", NAME)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("PYTHONPATH", raising=False)
-        with running_server(root / "serve", [mar], overrides=["model.batch_size=8", "model.max_batch_delay=300"]) as ts:
+        with running_server(root / "serve", [exported_tiny_lm.mar],
+                            overrides=["model.batch_size=8", "model.max_batch_delay=300"]) as ts:
             yield ts
 
 
@@ -57,7 +62,7 @@ def burst(client, bodies: list[tuple[bytes, str]]) -> list:
 
 def test_http_stream_chunks_arrive_before_the_end(server):
     client = server.client()
-    request = {"prompt": "the cat sat", "max_new_tokens": 40, "temperature": 0.0}
+    request = CODE_PROMPT
     status, whole = post(client, request)
     assert status == 200
     sent = time.monotonic()
@@ -76,12 +81,34 @@ def test_http_stream_chunks_arrive_before_the_end(server):
 def test_grpc_stream_chunks(server):
     from serving.torchserve.grpc_client import TorchServeGrpcClient
 
-    request = {"prompt": "hello", "max_new_tokens": 12, "temperature": 0.0}
-    _, whole = post(server.client(), request)
+    _, whole = post(server.client(), CODE_PROMPT)
     with TorchServeGrpcClient(server.dir) as rpc:
-        parts = [json.loads(p) for p in rpc.stream(NAME, {"data": json.dumps({**request, "stream": True}).encode()})]
+        parts = [json.loads(p) for p in rpc.stream(NAME, {"data": json.dumps({**CODE_PROMPT, "stream": True}).encode()})]
     assert len(parts) >= 2 and parts[-1]["finish_reason"] == whole["finish_reason"]
     assert "".join(p["text"] for p in parts) == whole["text"]
+
+
+def worker_pid(server) -> int:
+    (model,) = server.client().management("GET", f"models/{NAME}")
+    return model["workers"][0]["pid"]
+
+
+def test_grpc_stream_calls_answered_at_once_leave_the_worker_alive(server):
+    """A StreamPredictions call that sends no intermediate chunk (a rejected body, a request without "stream", a
+    one-token stream) gets its one answer; the frontend threw a NullPointerException on it and restarted the worker."""
+    from serving.torchserve.grpc_client import TorchServeGrpcClient
+
+    pid = worker_pid(server)
+    bodies = {"rejected": b'{"prompt": ""}', "not streamed": json.dumps(CODE_PROMPT).encode(),
+              "one token": json.dumps({**CODE_PROMPT, "max_new_tokens": 1, "stream": True}).encode()}
+    with TorchServeGrpcClient(server.dir) as rpc:
+        answers = {name: [json.loads(p) for p in rpc.stream(NAME, {"data": body})] for name, body in bodies.items()}
+    assert answers["rejected"] == [answers["rejected"][0]] and answers["rejected"][0]["code"] == "empty_input"
+    assert [a["text"] for a in answers["not streamed"]] == [post(server.client(), CODE_PROMPT)[1]["text"]]
+    (one,) = answers["one token"]
+    assert one["finish_reason"] == "length" and one["usage"]["completion_tokens"] == 1
+    assert worker_pid(server) == pid
+    assert "Backend worker thread exception" not in (server.logs / "ts_log.log").read_text(errors="replace")
 
 
 def test_batches_form_and_malformed_requests_inside_them_get_4xx(server):
@@ -132,7 +159,6 @@ def test_cli_predict_prompt_stream(server):
 
 
 def test_workers_run_the_archive_without_the_repository(server):
-    (model,) = server.client().management("GET", f"models/{NAME}")
-    worker = psutil.Process(model["workers"][0]["pid"])
+    worker = psutil.Process(worker_pid(server))
     assert str(REPO) not in worker.environ().get("PYTHONPATH", "") and str(REPO) not in worker.cwd()
     assert "TextGeneratorHandler: decoder" in (server.logs / "model_log.log").read_text(errors="replace")

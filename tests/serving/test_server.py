@@ -89,6 +89,21 @@ def test_grpc_answers_like_rest_and_requires_the_token(server, exported_digits, 
     assert refused_cli.returncode == 1 and "not a readable image" in refused_cli.stdout, refused_cli.stdout
 
 
+def test_a_classifier_over_grpc_stream_predictions_answers_once_and_keeps_its_worker(server, exported_digits):
+    """StreamPredictions on a model that never streams: one answer, then the call ends. TorchServe's frontend read
+    the end-of-stream header no handler had set (NullPointerException), failed the call and restarted the worker."""
+    from serving.torchserve.grpc_client import TorchServeGrpcClient
+
+    (before,) = server.client().management("GET", f"models/{exported_digits.name}")
+    with TorchServeGrpcClient(server.dir) as rpc:
+        good = [json.loads(p) for p in rpc.stream(exported_digits.name, {"data": SAMPLES[0].read_bytes()})]
+        bad = [json.loads(p) for p in rpc.stream(exported_digits.name, {"data": b"not an image"})]
+    assert_same_prediction(good[0], server.client().predict(exported_digits.name, SAMPLES[0].read_bytes()).json())
+    assert len(good) == 1 and len(bad) == 1 and "not a readable image" in bad[0]["error"]
+    (after,) = server.client().management("GET", f"models/{exported_digits.name}")
+    assert [w["pid"] for w in after["workers"]] == [w["pid"] for w in before["workers"]]
+
+
 def test_requests_without_the_right_token_are_refused(server, exported_digits):
     client = server.client()
     body = SAMPLES[0].read_bytes()
