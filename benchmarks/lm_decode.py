@@ -1,8 +1,9 @@
 """LM decode: tokens/s with the exported KV cache against recomputing the whole sequence, and per-token decode
 time at a long context against a short one.
 
-Model: lm_llama_tiny's net (4 Llama layers, 256 wide, GQA 8/2 heads, 8192-id vocabulary, random weights: speed
-does not depend on training) as the TorchScript KVDecoder that export.py writes and TorchServe serves; batch 1.
+Model: a small Llama (4 layers, 256 wide, GQA 8/2 heads, 8192-id vocabulary; larger than lm_llama_tiny's 3 x 128
+so that the weights, not Python, dominate a step; random weights: speed does not depend on training) as the
+TorchScript KVDecoder that export.py writes and TorchServe serves; batch 1.
 - kv_vs_recompute: greedy decode of `new_tokens` after a 32-token prompt, (a) prefill + one-token steps through
   the cache, (b) the same module on the whole sequence each step (P = 0, no cache). ratio = (a) ÷ (b) tokens/s.
 - context: ms per decode step after prefilling 512 tokens against after 32 (target ≤ 1.5×: the cached step is
@@ -23,7 +24,7 @@ VOCAB, CONTEXT = 8192, 1024
 
 
 def scripted_decoder() -> tuple[Any, dict[str, Any]]:
-    """The TorchScript KVDecoder of a random lm_llama_tiny net, and its metadata."""
+    """The TorchScript KVDecoder of a random small Llama, and its metadata."""
     from trainers.nets.causal_lm import CausalLM
     from trainers.nets.kv_decoder import KVDecoder
 
