@@ -67,6 +67,7 @@ class Generation:
     text: str
     finish_reason: str
     prompt_tokens: int
+    prompt_nll: float | None = None  # mean nats per prompt token after the first (the drift monitor's signal)
 
     @property
     def completion_tokens(self) -> int:
@@ -145,6 +146,27 @@ def _left_pad(prompts: Sequence[Sequence[int]], pad_id: int, extra: int) -> tupl
     return ids, mask
 
 
+def token_nll(logits: torch.Tensor, ids: torch.Tensor, lengths: Sequence[int]) -> list[list[float]]:
+    """Per left-padded prompt: the negative log-likelihood (nats) of each of its tokens after the first, read from
+    the prefill's logits [B, T, V] (position t predicts t + 1)."""
+    width = ids.shape[1]
+    out: list[list[float]] = []
+    for row, n in enumerate(lengths):
+        if n < 2:
+            out.append([])
+            continue
+        scores = logits[row, width - n:width - 1].float()
+        picked = scores.gather(1, ids[row, width - n + 1:width].unsqueeze(1)).squeeze(1)
+        out.append((torch.logsumexp(scores, dim=-1) - picked).tolist())
+    return out
+
+
+def prompt_nll(logits: torch.Tensor, ids: torch.Tensor, lengths: Sequence[int]) -> list[float | None]:
+    """Per prompt, the mean of `token_nll` (None for a one-token prompt). A prompt unlike the training text costs
+    the model more nats: served prompts against the held-out split's is the LM drift signal."""
+    return [sum(t) / len(t) if t else None for t in token_nll(logits, ids, lengths)]
+
+
 StreamCallback = Callable[[int, str, list[int], "str | None"], None]
 
 
@@ -169,6 +191,7 @@ def generate(decoder: Callable[..., Any], prompts: Sequence[Sequence[int]], para
     active = list(seqs)
     with torch.inference_mode():
         logits, past = decoder(ids, mask, past)
+        nlls = prompt_nll(logits, ids, [len(p) for p in prompts])
         while active:
             last = logits[:, -1, :]
             keep: list[int] = []
@@ -190,7 +213,7 @@ def generate(decoder: Callable[..., Any], prompts: Sequence[Sequence[int]], para
                 active = [active[r] for r in keep]
             mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=1)
             logits, past = decoder(torch.tensor(next_ids, dtype=torch.long).unsqueeze(1), mask, past)
-    return [Generation(s.tokens, s.text, s.finish or FINISH_LENGTH, s.prompt_len) for s in seqs]
+    return [Generation(s.tokens, s.text, s.finish or FINISH_LENGTH, s.prompt_len, nll) for s, nll in zip(seqs, nlls)]
 
 
 def _advance(seq: _Sequence, token: int, shape: DecoderShape, decode: Callable[[list[int]], str],

@@ -148,7 +148,8 @@ class TextGeneratorHandler:
             if not self.log.sampled():
                 continue
             features = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
-                        "prompt_chars": len(req.prompt), "completion_chars": len(gen.text)}
+                        "prompt_chars": len(req.prompt), "completion_chars": len(gen.text),
+                        "prompt_nll": gen.prompt_nll}
             limit = self.log.settings.max_text_chars
             self.log.log("text_generation", features, gen.finish_reason, 1.0, latency_ms, text=req.prompt,
                          extra={"request_id": ids.get(idx), "completion": redact(gen.text[:limit])})

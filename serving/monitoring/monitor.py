@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from core.rundir import RunDir
 from core.schema import MISSING, from_overrides
 from serving.monitoring.drift import DriftResult, DriftThresholds, compare, compare_categorical
+from serving.monitoring.lm_reference import KIND as LM_KIND, length_matched_nll
 from serving.monitoring.reference import load_reference
 from serving.monitoring.report import PROM_FILE, write_report
 from serving.monitoring.window import columns, feature_names, read_records, top_words, vocabulary_column
@@ -65,11 +66,15 @@ def check_drift(cfg: MonitorConfig) -> tuple[DriftResult, dict[str, Path], dict[
     vocab = set(ref.get("vocabulary") or [])
     cur = columns(records, vocab)
     # tabular: every feature column is compared (KS numeric, chi² categorical, PSI both)
-    numeric, categorical = (ref["numeric"], ref["categorical"]) if ref["kind"] == "tabular" else feature_names(ref["kind"])
+    # tabular and language models: the reference names its features; images and texts: window.feature_names
+    numeric, categorical = (ref["numeric"], ref["categorical"]) if "numeric" in ref else feature_names(ref["kind"])
     missing = [n for n in numeric + categorical if n not in cur and records]
     if missing:
         raise ValueError(f"the logs lack features {missing}; were they written by an older handler?")
-    result = compare(ref["columns"], cur, numeric, categorical, cfg.thresholds)
+    ref_columns = ref["columns"]
+    if ref["kind"] == LM_KIND:  # the reference cut to this window's prompt lengths (serving/monitoring/lm_reference.py)
+        ref_columns = {**ref_columns, "prompt_nll": length_matched_nll(ref, cur.get("prompt_tokens", []))}
+    result = compare(ref_columns, cur, numeric, categorical, cfg.thresholds)
     informational = []
     if ref["kind"] == "text":
         # words within a text are not independent draws, so this chi-squared is shown, not voted on
@@ -81,7 +86,7 @@ def check_drift(cfg: MonitorConfig) -> tuple[DriftResult, dict[str, Path], dict[
     context = {"reference": str(cfg.reference), "split": cfg.split, "current": str(cfg.current),
                "model": cfg.model_name, "version": cfg.version, "n_reference": ref["n"], "n_current": len(records),
                "bad_lines": bad, "informational": informational, "created": time.time()}
-    files = write_report(result, ref["columns"], cur, out, context)
+    files = write_report(result, ref_columns, cur, out, context)
     if cfg.textfile_dir:
         Path(cfg.textfile_dir).mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(cfg.textfile_dir) / PROM_FILE, files["prometheus"].read_text())

@@ -14,6 +14,7 @@ import torch
 from core.rundir import RunDir
 from runtime.pii import redact
 from serving.export.run_loading import load_spec
+from serving.monitoring.lm_reference import is_language_model, lm_reference
 from runtime.preprocessing import image_to_tensor, tokenize
 from runtime.prediction_features import image_features, logit_features, oov_rate, real_token_ids, text_features, words
 from trainers.rundir import atomic_write_json
@@ -52,6 +53,11 @@ def _datamodule(run_dir: Path) -> Any:
 def build_reference(run_dir: str | Path, split: str = "val", batch_size: int = 128) -> dict[str, Any]:
     """Feature columns (name → values) of every item of `split`, with the model's predictions."""
     run_dir = Path(run_dir)
+    if is_language_model(run_dir):
+        dm = _datamodule(run_dir)
+        if split not in dm.splits:
+            raise ValueError(f"reference split {split!r} unknown; the run has {sorted(dm.splits)}")
+        return lm_reference(run_dir, dm, split, REFERENCE_VERSION)
     # the spec serving uses: preprocess.json + calibration.json's temperature (else every calibrated model
     # looks drifted: served confidences are sharpened by T, raw reference ones are not)
     spec, _ = load_spec(run_dir)
@@ -117,7 +123,8 @@ def load_reference(run_dir: str | Path, split: str = "val", rebuild: bool = Fals
     cache = RunDir(run_dir).reference_path(split)
     if cache.exists() and not rebuild:
         data = json.loads(cache.read_text())
-        if data.get("version") == REFERENCE_VERSION and data.get("temperature") == load_spec(run_dir)[0].temperature:
+        temperature = None if is_language_model(run_dir) else load_spec(run_dir)[0].temperature
+        if data.get("version") == REFERENCE_VERSION and data.get("temperature") == temperature:
             return data  # a calibration written after the cache was built invalidates it
     data = build_reference(run_dir, split)
     cache.parent.mkdir(parents=True, exist_ok=True)
