@@ -42,6 +42,18 @@ def test_register_records_lineage_and_every_file_hash(registry, exported_digits,
         registry.register(exported_digits.run_dir)
 
 
+def test_a_language_model_registers_with_its_perplexity_and_archive(exported_tiny_lm, tmp_path):
+    registry = ModelRegistry(RegistryConfig(root=str(tmp_path / "registry")))  # its own: the module's lists digits
+    v1 = registry.register(exported_tiny_lm.run_dir)
+    shown = registry.show(exported_tiny_lm.name, v1["version"])
+    metrics = json.loads((exported_tiny_lm.run_dir / "metrics.json").read_text())
+    assert float(shown["tags"]["metric.test/perplexity"]) == pytest.approx(metrics["test/perplexity"])
+    assert shown["files"][f"archive/{exported_tiny_lm.name}.mar"] == sha256_file(exported_tiny_lm.mar)
+    cfg = RegistryCLIConfig(registry=registry.cfg, cache=str(tmp_path / "cache"))
+    mar = verified_archive(registry, cfg, exported_tiny_lm.name, v1["version"])
+    assert mar.read_bytes() == exported_tiny_lm.mar.read_bytes()
+
+
 def test_promote_rollback_keeps_history(registry):
     assert registry.champion("digits_cnn") is None
     with pytest.raises(RegistryError, match="no previous champion"):
