@@ -207,9 +207,10 @@ def collate_images(values: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
     return {"pixel_values": torch.stack(list(values))}
 
 
-def collate_texts(texts: Sequence[str], tokenizer: Any, spec: PreprocessSpec) -> dict[str, torch.Tensor]:
-    """Cleaned texts → input_ids/attention_mask, tokenised exactly as in training."""
-    return pp.tokenize(list(texts), tokenizer, spec)
+def collate_texts(texts: Sequence[str], tokenizer: Any, spec: PreprocessSpec,
+                  padding: str = "max_length") -> dict[str, torch.Tensor]:
+    """Cleaned texts → input_ids/attention_mask, tokenised as in training (padding: see pp.tokenize)."""
+    return pp.tokenize(list(texts), tokenizer, spec, padding)
 
 
 def predict_batch(model: Callable[..., torch.Tensor], inputs: dict[str, torch.Tensor],

@@ -1,6 +1,6 @@
 """Summary features of one input and its logits: the ONE feature code for prediction logs and drift references.
 
-Imports only the standard library, PIL and torch: it ships inside every `.mar` (beside the handler)
+Imports only the standard library, numpy, PIL and torch: it ships inside every `.mar` (beside the handler)
 and the drift monitor computes the training reference with these very functions, so a logged request
 and a training item are described the same way.
 """
@@ -10,8 +10,9 @@ import math
 import re
 from typing import Any, Sequence
 
+import numpy as np
 import torch
-from PIL import Image, ImageStat
+from PIL import Image
 
 # numeric features are compared with KS/PSI, categorical ones with chi-squared (see serving.monitoring.drift)
 IMAGE_NUMERIC = ("brightness", "contrast", "width", "height")
@@ -22,11 +23,11 @@ WORD_RE = re.compile(r"[a-z][a-z']+")
 
 def image_features(image: Image.Image) -> dict[str, float]:
     """Brightness/contrast (grayscale mean/std on a 0-1 scale) and the raw size of one decoded image."""
-    gray = image.convert("L")
-    stat = ImageStat.Stat(gray)
+    gray = np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float64)
+    # numpy, not ImageStat (a Python loop over the 256-bin histogram: 184 µs per sampled request of 8x8)
     return {
-        "brightness": stat.mean[0] / 255.0,
-        "contrast": stat.stddev[0] / 255.0,
+        "brightness": float(gray.mean()) / 255.0,
+        "contrast": float(gray.std()) / 255.0,  # population std, as ImageStat's stddev
         "width": float(image.width),
         "height": float(image.height),
     }
@@ -57,12 +58,14 @@ def real_token_ids(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> lis
 
 def logit_features(logits: torch.Tensor, temperature: float = 1.0) -> list[dict[str, float]]:
     """Per-row statistics of the model's output (N x C): L2 norm, spread, max logit and top probability."""
-    logits = logits.detach().float()
-    probs = torch.softmax(logits / temperature, dim=-1)
-    norms = logits.norm(dim=-1).tolist()
-    stds = logits.std(dim=-1, unbiased=False).tolist()
-    maxes = logits.max(dim=-1).values.tolist()
-    conf = probs.max(dim=-1).values.tolist()
+    # numpy on the CPU copy: five torch reductions on a 1x10 tensor were ~135 µs of op overhead
+    x = logits.detach().float().cpu().numpy().astype(np.float64)
+    z = x / temperature
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    conf = (z.max(axis=-1) / z.sum(axis=-1)).tolist()  # top softmax probability
+    norms = np.sqrt((x * x).sum(axis=-1)).tolist()
+    stds = x.std(axis=-1).tolist()
+    maxes = x.max(axis=-1).tolist()
     return [
         {"logit_norm": n, "logit_std": s, "logit_max": m, "confidence": c}
         for n, s, m, c in zip(norms, stds, maxes, conf)

@@ -1,4 +1,5 @@
-"""What the handlers do after each batch: per-class/confidence metrics (every request) + sampled prediction logs.
+"""What the handlers do after each batch: per-class/confidence metrics (every request, printed once a second by
+prediction_metrics.py) + sampled prediction logs.
 
 Ships inside every `.mar` (in the `runtime/` package). `classifier_base.ClassifierHandler.on_predictions`
 calls `PredictionObserver.observe`; nothing here may fail a request (errors are counted and exported
@@ -8,13 +9,13 @@ Prometheus mode in `serving/monitoring/metrics.yaml`.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from typing import Any, Sequence
 
 import torch
 
 from .prediction_features import image_features, logit_features, real_token_ids, text_features
 from .prediction_log import PredictionLogger
+from .prediction_metrics import PredictionMetrics
 from .preprocessing import tokenize
 
 logger = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ class PredictionObserver:
     def __init__(self, context: Any, kind: str) -> None:
         self.kind = kind
         self.log = PredictionLogger.from_context(context)
+        self.metrics = PredictionMetrics(context, self.log.model_version)
         self._reported_errors = 0
 
     def observe(self, context: Any, inputs: Sequence[dict[str, Any]], predictions: Sequence[dict[str, Any]],
@@ -33,7 +35,7 @@ class PredictionObserver:
                 spec: Any = None) -> None:
         """Never raises: a failure here is logged once per batch and counted."""
         try:
-            self._metrics(context, predictions)
+            self.metrics.add(predictions)
             picked = [i for i in range(len(inputs)) if self.log.sampled()]
             if picked:
                 self._log(picked, inputs, predictions, logits, latency_ms, temperature, tokenizer, spec)
@@ -41,23 +43,6 @@ class PredictionObserver:
             logger.exception("prediction monitoring failed for a batch")
             self.log._count("errors")
         self._report_errors(context)
-
-    def _metrics(self, context: Any, predictions: Sequence[dict[str, Any]]) -> None:
-        metrics = getattr(context, "metrics", None)
-        if metrics is None:
-            return
-        from ts.metrics.dimension import Dimension
-        from ts.metrics.metric_type_enum import MetricTypes
-
-        version = self.log.model_version
-        # one counter line per label per batch (the frontend parses every metric line the worker prints);
-        # the confidence histogram needs one observation per prediction
-        for label, n in Counter(str(pred["label"]) for pred in predictions).items():
-            metrics.add_counter("PredictionsPerClass", n, None,
-                                [Dimension("Label", label), Dimension("ModelVersion", version)])
-        for pred in predictions:
-            metrics.add_metric("PredictionConfidence", float(pred["probability"]), "ratio", None,
-                               [Dimension("ModelVersion", version)], MetricTypes.HISTOGRAM)
 
     def _report_errors(self, context: Any) -> None:
         errors = self.log.stats()["errors"] + self.log.stats()["dropped"]

@@ -6,6 +6,7 @@ keeps it as `preprocess.json`, and handlers/scoring apply the very functions bel
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 from dataclasses import asdict, dataclass, field
@@ -160,9 +161,14 @@ def image_to_tensor(image: Image.Image, spec: PreprocessSpec) -> torch.Tensor:
         image = image.resize((width, height), Image.BILINEAR)
     raw = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
     x = raw.view(height, width, spec.channels).permute(2, 0, 1).float().div_(255.0)
-    mean = torch.tensor(spec.mean).view(-1, 1, 1)
-    std = torch.tensor(spec.std).view(-1, 1, 1)
+    mean, std = _mean_std(tuple(spec.mean), tuple(spec.std))
     return (x - mean) / std
+
+
+@functools.lru_cache(maxsize=8)
+def _mean_std(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    # built once per spec, not per request: two torch.tensor() calls were ~12 µs of a ~0.7 ms request
+    return torch.tensor(mean).view(-1, 1, 1), torch.tensor(std).view(-1, 1, 1)
 
 
 def preprocess_image_bytes(data: bytes, spec: PreprocessSpec) -> torch.Tensor:
@@ -188,11 +194,13 @@ def clean_text(value: Any, spec: PreprocessSpec) -> str:
     return value
 
 
-def tokenize(texts: Sequence[str], tokenizer: Any, spec: PreprocessSpec) -> dict[str, torch.Tensor]:
-    """Tokenise a batch exactly as training does: pad to max_length, truncate."""
+def tokenize(texts: Sequence[str], tokenizer: Any, spec: PreprocessSpec,
+             padding: str = "max_length") -> dict[str, torch.Tensor]:
+    """Tokenise a batch as training does: truncate at max_length, pad to it ("max_length", training's
+    shapes) or to the batch's longest text ("longest": serving, where the model masks padding)."""
     enc = tokenizer(
         list(texts),
-        padding="max_length",
+        padding=padding,
         truncation=True,
         max_length=spec.max_length,
         return_tensors="pt",
@@ -222,7 +230,7 @@ class _PlainTokenizer:
     def __call__(self, texts: list[str], padding: str, truncation: bool, max_length: int, return_tensors: str):
         self._tok.enable_truncation(max_length=max_length)
         pad_id = self._tok.token_to_id("[PAD]") or 0
-        self._tok.enable_padding(length=max_length, pad_id=pad_id)
+        self._tok.enable_padding(length=max_length if padding == "max_length" else None, pad_id=pad_id)
         encs = self._tok.encode_batch(texts)
         return {
             "input_ids": torch.tensor([e.ids for e in encs], dtype=torch.long),

@@ -12,6 +12,7 @@ import torch
 
 from .. import classifier_io
 from ..classifier_base import ClassifierHandler
+from ..text_padding import padding_for
 
 
 class TextClassifierHandler(ClassifierHandler):
@@ -22,17 +23,22 @@ class TextClassifierHandler(ClassifierHandler):
     def __init__(self) -> None:
         super().__init__()
         self.tokenizer: Any = None
+        self.padding = "max_length"  # initialize() picks "longest" when the model masks padding
 
     def load_extras(self, model_dir: str) -> None:
         """Load the tokenizer shipped with the model."""
         if not self.spec.tokenizer_dir:
             raise ValueError(f"{model_dir}/preprocess.json has no tokenizer_dir: re-export the run with export.py")
         self.tokenizer = classifier_io.pp.load_tokenizer(self.spec.tokenizer_dir)
+        try:  # a model that cannot take another length (fixed-shape trace) keeps max_length
+            self.padding = padding_for(self.model, self.tokenizer, self.spec, self.device)
+        except Exception:  # noqa: BLE001 - the probe is an optimisation, never a reason to fail loading
+            self.padding = "max_length"
 
     def decode(self, request: Any) -> classifier_io.Decoded:
         """JSON {"text": ...} or plain text → the cleaned string."""
         return classifier_io.decode_text_request(request, self.spec)
 
     def collate(self, values: list[str]) -> dict[str, torch.Tensor]:
-        """Tokenise the batch exactly as training did."""
-        return classifier_io.collate_texts(values, self.tokenizer, self.spec)
+        """Tokenise the batch as training did (to the longest text when the model masks padding)."""
+        return classifier_io.collate_texts(values, self.tokenizer, self.spec, self.padding)

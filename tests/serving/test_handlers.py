@@ -223,14 +223,16 @@ def test_prediction_hook_sees_each_good_request_once(digits):
     assert len(predictions) == 2 and logits.shape == (2, 10)
 
 
-def test_a_batch_prints_one_class_counter_per_label_and_one_confidence_per_prediction(digits, caplog):
-    """The frontend parses every metric line a worker prints: counters are summed per batch, the histogram
-    keeps one observation per prediction."""
+def test_a_flush_prints_one_class_counter_per_label_and_one_confidence_per_prediction(digits, caplog):
+    """The frontend parses every metric line a worker prints: counters are summed per flush (once a second,
+    runtime/prediction_metrics.py), the histogram keeps one observation per prediction."""
     worker, _, _, pngs = digits
+    worker.handler.observer.metrics.flush()  # what earlier tests left
     with caplog.at_level(logging.INFO, logger="ts.metrics"):
         _, answers = worker.predict([(pngs[0], "image/png")] * 6 + [(pngs[1], "image/png")] * 2)
+        worker.handler.observer.metrics.flush()
     labels = Counter(a.json["label"] for a in answers)
-    lines = [r.getMessage().removeprefix("[METRICS]") for r in caplog.records]
+    lines = [line.removeprefix("[METRICS]") for r in caplog.records for line in r.getMessage().splitlines()]
     per_class = {line.split("#Label:")[1].split(",")[0]: int(line.split(":")[1].split("|")[0])
                  for line in lines if line.startswith("PredictionsPerClass.")}
     assert per_class == dict(labels) and sum(line.startswith("PredictionsPerClass.") for line in lines) == len(labels)
@@ -258,3 +260,21 @@ print(json.dumps({{"code": code, "answers": [a.json for a in answers], "image": 
     assert result["code"] == 200 and result["modules"] == [] and result["image"] == [200, 400]
     for answer, exp in zip(result["answers"], eager_text(net, spec, tokenizer, TICKETS)):
         assert_same(answer, exp, top_k=4)
+
+
+def test_text_batches_pad_to_the_longest_text_only_when_the_model_masks_padding(text):
+    """Padding every ticket to max_length made the forward 2-4x slower; a model that reads pads keeps it."""
+    from runtime.text_padding import padding_for
+
+    worker, _, spec, tokenizer = text
+    assert worker.handler.padding == "longest"  # the exported text model masks its padding
+
+    def reads_padding(input_ids, attention_mask):  # mean over every position, pads included
+        return torch.stack([input_ids.float().mean(1), attention_mask.float().mean(1)], dim=1)
+
+    def masks_padding(input_ids, attention_mask):
+        mask = attention_mask.float()
+        return torch.stack([(input_ids * mask).sum(1) / mask.sum(1), mask.sum(1)], dim=1)
+
+    assert padding_for(reads_padding, tokenizer, spec) == "max_length"
+    assert padding_for(masks_padding, tokenizer, spec) == "longest"
