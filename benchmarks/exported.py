@@ -42,6 +42,20 @@ def train_and_export_digits(root: Path) -> Exported:
     return Exported(export.path, export.scripted_model_path, export.path / report["archive"]["path"], samples[0])
 
 
+def train_and_export_minilm(root: Path) -> Exported:
+    """text_minilm (the packaged pretrained MiniLM), 2 steps (serving speed does not depend on accuracy), 1.0."""
+    _run(["train.py", "+experiment=text_minilm", f"paths.output_root={root}", "run_id=bench", "trainer.max_steps=2",
+          "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "test_after_fit=false",
+          "callbacks.progress_bar=null", "logger=csv"])
+    run_dir = root / "text_minilm" / "bench"
+    _run(["export.py", f"run_dir={run_dir}", "version=1.0", "parity.batches=1"])
+    export = RunDir(run_dir).export
+    report = json.loads(export.export_json_path.read_text())
+    body = root / "ticket.json"
+    body.write_text(json.dumps({"text": "I was charged twice for my subscription this month"}))
+    return Exported(export.path, export.scripted_model_path, export.path / report["archive"]["path"], body)
+
+
 def train_and_export_lm(root: Path) -> Exported:
     """lm_llama_tiny, a few steps (weights barely matter for serving speed), exported as version 1.0."""
     _run(["train.py", "+experiment=lm_llama_tiny", f"paths.output_root={root}", "run_id=bench", "trainer.max_steps=4",

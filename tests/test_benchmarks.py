@@ -102,3 +102,57 @@ def test_run_knows_the_lm_training_section_and_reports_its_row() -> None:
     report = {"machine": {"cpu": "x", "cores": 2, "torch": "2", "torch_threads": 1, "python": "3", "device": "cpu"},
               "started": "now", "sections": {"lm_training": {"status": "ok", "result": result}}}
     assert "| LM train tokens/s: lm_llama_tiny (81 ms/step) | 980 | 1e+03 (plain loop) | 0.98 | ≥ 0.97 |" in markdown(report)
+
+
+def test_serving_rows_carry_the_issue_targets() -> None:
+    """Rows 10-12 of issue 15: ours/stock >= 0.95 and p50 <= 1.1, batching >= 3 on text_minilm, 0 5xx / 0 lost."""
+    side = {"p50_ms": 1.5, "p99_ms": 4.0, "throughput_rps": 500.0, "cpu_ms_per_request": {"worker_python": 1.0}}
+    batching = {"clients": 16, "batch_size": 8, "batched": {"throughput_rps": 150.0},
+                "unbatched": {"throughput_rps": 50.0}, "batched_over_unbatched": 3.0,
+                "in_process_ms_per_request": {"batch_1": 16.0, "batch_8": 4.0, "batch_1_over_batch_8": 4.0}}
+    serving = {"ours": side, "stock": side, "repeats": 3, "clients": 8, "ours_over_stock_p50": 1.0,
+               "ours_over_stock_throughput": 1.0, "batching": {"text_minilm": batching}}
+    load = {"capacity_rps_8_clients": 400.0, "overload": {"offered_over_capacity": 2.0, "status_counts": {200: 9, 429: 9},
+                                                         "p50_ms": 3.0, "p99_ms": 9.0, "offered_rps": 800.0,
+                                                         "5xx": 0, "lost": 0}}
+    report = {"machine": {"cpu": "x", "cores": 2, "torch": "2", "torch_threads": 1, "python": "3", "device": "cpu"},
+              "started": "now", "sections": {"serving": {"status": "ok", "result": serving},
+                                             "serving_load": {"status": "ok", "result": load}}}
+    table = markdown(report)
+    assert "| req/s, 8 clients, unbatched (ab -k, 3 interleaved repeats) | 500 | 500 (stock BaseHandler) | 1 | ≥ 0.95 |" in table
+    assert "| ≤ 1.1 |" in table and "| req/s, 16 clients, batched (8): text_minilm | 150 | 50 (unbatched) | 3 | ≥ 3 |" in table
+    assert "| overload 5xx / lost | 0 / 0 |  |  | 0 / 0 |" in table
+
+
+def test_open_loop_client_sends_on_schedule_and_records_statuses() -> None:
+    """benchmarks/openloop.py against a local HTTP server: every scheduled request answered, statuses kept."""
+    import asyncio
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from benchmarks.openloop import run as open_loop
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            status = 429 if self.headers.get("X-Reject") else 200
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/p"
+        records = asyncio.run(open_loop(url, b"x", [], rate=50, seconds=0.4, connections=2))
+        rejected = asyncio.run(open_loop(url, b"x", ["X-Reject: 1"], rate=50, seconds=0.2, connections=2))
+    finally:
+        server.shutdown()
+    assert len(records) == 20 and {status for _, status, _ in records} == {200}
+    assert len(rejected) == 10 and {status for _, status, _ in rejected} == {429}
