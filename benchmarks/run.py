@@ -86,7 +86,7 @@ def _sections(s: dict[str, Any], workdir: Path, only: set[str]) -> dict[str, Cal
         from benchmarks.serving_load import bench_load
 
         exp = export()
-        return bench_load(exp.mar, exp.sample_png.read_bytes(), **s["serving_load"])
+        return bench_load(exp.mar, exp.sample.read_bytes(), **s["serving_load"])
 
     def scoring() -> Any:
         from benchmarks.exported import digits_png_folder

@@ -17,7 +17,7 @@ from benchmarks.served import interleaved, served
 def bench(exported: Exported, content_type: str, requests: int = 800, repeats: int = 3, warmup: int = 400,
           clients: int = 16, batch_size: int = 8, max_batch_delay: int = 20, in_process_repeats: int = 50) -> dict[str, Any]:
     """req/s batched vs unbatched (`clients` clients) + in-process ms/request at batch 1 and 8."""
-    with served(exported.sample_png.read_bytes(), content_type) as s:
+    with served(exported.sample.read_bytes(), content_type) as s:
         s.register("bench_b1", exported.mar)
         s.register("bench_b8", exported.mar, batch_size=batch_size, max_batch_delay=max_batch_delay)
         runs = interleaved(s, ["bench_b1", "bench_b8"], warmup, repeats, 0, requests, clients)

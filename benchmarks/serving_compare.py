@@ -32,7 +32,7 @@ def build_stock_mar(model_pt: Path, out_dir: Path) -> Path:
 def bench(exported: Exported, warmup: int = 4000, repeats: int = 3, sequential: int = 1000, requests: int = 3000,
           clients: int = 8) -> dict[str, Any]:
     """p50/p99 (1 client) and req/s (`clients`) of ours vs stock, interleaved; ratios ours/stock."""
-    body = exported.sample_png.read_bytes()
+    body = exported.sample.read_bytes()
     with tempfile.TemporaryDirectory(prefix="bench_serving_") as tmp:
         stock_mar = build_stock_mar(exported.model_pt, Path(tmp))
         with served(body) as s:
