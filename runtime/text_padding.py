@@ -19,8 +19,12 @@ PROBE_TEXTS = ("a short probe", "a somewhat longer probe text for the padding ch
 def padding_for(model: Callable[..., torch.Tensor], tokenizer: Any, spec: PreprocessSpec,
                 device: torch.device | str = "cpu") -> str:
     """"longest" when the model's logits do not change with the padding (it masks it), else "max_length"
-    (a model that reads padded positions keeps training's shapes)."""
-    fixed = predict_batch(model, collate_texts(PROBE_TEXTS, tokenizer, spec, "max_length"), device)
-    longest = predict_batch(model, collate_texts(PROBE_TEXTS, tokenizer, spec, "longest"), device)
+    (a model that reads padded positions keeps training's shapes). The handler and batch scoring both ask
+    here, so a scored row equals the served answer bit for bit."""
+    try:
+        fixed = predict_batch(model, collate_texts(PROBE_TEXTS, tokenizer, spec, "max_length"), device)
+        longest = predict_batch(model, collate_texts(PROBE_TEXTS, tokenizer, spec, "longest"), device)
+    except Exception:  # noqa: BLE001 - a model that cannot take another length (fixed-shape trace) keeps max_length
+        return "max_length"
     same = fixed.shape == longest.shape and torch.allclose(fixed, longest, atol=1e-4, rtol=1e-4)
     return "longest" if same else "max_length"

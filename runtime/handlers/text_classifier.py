@@ -30,10 +30,7 @@ class TextClassifierHandler(ClassifierHandler):
         if not self.spec.tokenizer_dir:
             raise ValueError(f"{model_dir}/preprocess.json has no tokenizer_dir: re-export the run with export.py")
         self.tokenizer = classifier_io.pp.load_tokenizer(self.spec.tokenizer_dir)
-        try:  # a model that cannot take another length (fixed-shape trace) keeps max_length
-            self.padding = padding_for(self.model, self.tokenizer, self.spec, self.device)
-        except Exception:  # noqa: BLE001 - the probe is an optimisation, never a reason to fail loading
-            self.padding = "max_length"
+        self.padding = padding_for(self.model, self.tokenizer, self.spec, self.device)
 
     def decode(self, request: Any) -> classifier_io.Decoded:
         """JSON {"text": ...} or plain text → the cleaned string."""

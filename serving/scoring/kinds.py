@@ -52,7 +52,7 @@ def _image_warm_up(model: Any, batch_size: int) -> Batch:
 
 
 def _text_collate(model: Any) -> Callable[[list[Any]], Batch]:
-    return partial(handler_io.collate_texts, tokenizer=model.tokenizer, spec=model.spec)
+    return partial(handler_io.collate_texts, tokenizer=model.tokenizer, spec=model.spec, padding=model.padding)
 
 
 # tabular: serving/scoring/tabular.py (imported on use: it reads tables with the training code's reader)

@@ -21,6 +21,7 @@ from core import export_dir
 from core.export_dir import ExportDir
 from runtime import classifier_io as handler_io
 from runtime.preprocessing import PreprocessSpec, SPEC_FILENAME, load_tokenizer
+from runtime.text_padding import padding_for
 from runtime.tasks import DEFAULT_TASK
 from serving.scoring.config import ModelLoadError
 
@@ -42,6 +43,7 @@ class ScoringModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     device: torch.device = torch.device("cpu")
     task: str = DEFAULT_TASK  # metadata.json "task": which runtime/tasks/ module answers and fills the columns
+    padding: str = "max_length"  # text: the handler's choice (runtime/text_padding.py), so scores equal answers
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """One forward pass on a batch → CPU logits: the handler's own `predict_batch`."""
@@ -155,8 +157,9 @@ def load_model(path: str | Path, device: str = "auto", job: Any = None) -> Any:
                                  "re-export the run with export.py")
         tokenizer = load_tokenizer(spec.tokenizer_dir)
     name, version = model_name_version(folder, metadata)
+    padding = padding_for(net, tokenizer, spec, chosen) if tokenizer is not None else "max_length"
     return ScoringModel(net, spec, tokenizer, name, version, model_file, file_sha256(model_file)[:16], metadata,
-                        chosen, str(metadata.get("task") or DEFAULT_TASK))
+                        chosen, str(metadata.get("task") or DEFAULT_TASK), padding)
 
 
 def read_metadata(folder: Path) -> dict[str, Any]:
