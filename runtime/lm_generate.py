@@ -172,10 +172,12 @@ StreamCallback = Callable[[int, str, list[int], "str | None"], None]
 
 def generate(decoder: Callable[..., Any], prompts: Sequence[Sequence[int]], params: Sequence[SamplingParams],
              shape: DecoderShape, decode: Callable[[list[int]], str], on_delta: StreamCallback | None = None,
-             on_step: Callable[[], None] | None = None, clock: Callable[[], float] = time.monotonic) -> list[Generation]:
+             on_step: Callable[[], None] | None = None, clock: Callable[[], float] = time.monotonic,
+             nll_rows: Sequence[int] = ()) -> list[Generation]:
     """Generate for every prompt together; `on_delta(index, text, token_ids, finish_reason)` streams each token.
 
-    `on_step()` runs after each decode step's deltas (the handler sends them as one frame).
+    `on_step()` runs after each decode step's deltas (the handler sends them as one frame). `nll_rows`: the
+    prompts whose `prompt_nll` to compute (the sampled, logged ones: a logsumexp over T x V per prompt).
     A prompt must be non-empty and shorter than `shape.max_seq_len` (runtime/lm_io.py checks it per request).
     """
     if len(prompts) != len(params):
@@ -191,7 +193,8 @@ def generate(decoder: Callable[..., Any], prompts: Sequence[Sequence[int]], para
     active = list(seqs)
     with torch.inference_mode():
         logits, past = decoder(ids, mask, past)
-        nlls = prompt_nll(logits, ids, [len(p) for p in prompts])
+        rows = sorted(set(nll_rows))
+        nlls = dict(zip(rows, prompt_nll(logits[rows], ids[rows], [len(prompts[r]) for r in rows]))) if rows else {}
         while active:
             last = logits[:, -1, :]
             keep: list[int] = []
@@ -213,7 +216,7 @@ def generate(decoder: Callable[..., Any], prompts: Sequence[Sequence[int]], para
                 active = [active[r] for r in keep]
             mask = torch.cat([mask, torch.ones((len(active), 1), dtype=torch.long)], dim=1)
             logits, past = decoder(torch.tensor(next_ids, dtype=torch.long).unsqueeze(1), mask, past)
-    return [Generation(s.tokens, s.text, s.finish or FINISH_LENGTH, s.prompt_len, nll) for s, nll in zip(seqs, nlls)]
+    return [Generation(s.tokens, s.text, s.finish or FINISH_LENGTH, s.prompt_len, nlls.get(s.index)) for s in seqs]
 
 
 def _advance(seq: _Sequence, token: int, shape: DecoderShape, decode: Callable[[list[int]], str],

@@ -113,10 +113,12 @@ class TextGeneratorHandler:
                 pending.clear()
 
         generations: list[Generation] = []
+        # drawn before generating: only the logged prompts get their NLL computed from the prefill
+        logged = [n for n in range(len(good)) if self.log is not None and self.log.sampled()]
         if good:
             generations = generate(self.decoder, [r.prompt_ids for _, r in good], [r.params for _, r in good],
                                    self.shape, self.decode_text, on_delta if streaming else None,
-                                   on_step=flush_step if streaming else None)
+                                   on_step=flush_step if streaming else None, nll_rows=logged)
         for n, ((idx, req), gen) in enumerate(zip(good, generations)):
             if req.stream:
                 text, tokens = finals.get(n, ("", []))
@@ -124,7 +126,8 @@ class TextGeneratorHandler:
             else:
                 answers[idx] = json.dumps(lm_io.answer(gen))
         finish_answers(context, len(data))
-        self._log_predictions(context, good, generations, (time.perf_counter() - started) * 1000.0)
+        self._log_predictions(context, [(good[n], generations[n]) for n in logged],
+                              (time.perf_counter() - started) * 1000.0)
         return answers  # type: ignore[return-value]
 
     def send_intermediate(self, context: Any, chunks: dict[int, str]) -> None:
@@ -138,15 +141,13 @@ class TextGeneratorHandler:
         send_intermediate_predict_response(ret, {i: ids[i] for i in chunks if i in ids}, "Intermediate Prediction "
                                            "success", 200, context)
 
-    def _log_predictions(self, context: Any, good: list[tuple[int, lm_io.GenerationRequest]],
-                         generations: list[Generation], latency_ms: float) -> None:
-        """Sampled records: prompt and completion lengths, PII-redacted text; never fails a request."""
+    def _log_predictions(self, context: Any, logged: list[tuple[tuple[int, lm_io.GenerationRequest], Generation]],
+                         latency_ms: float) -> None:
+        """The sampled records: prompt and completion lengths, prompt NLL, PII-redacted text; never fails a request."""
         if self.log is None:
             return
         ids = getattr(context, "request_ids", None) or {}
-        for (idx, req), gen in zip(good, generations):
-            if not self.log.sampled():
-                continue
+        for (idx, req), gen in logged:
             features = {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens,
                         "prompt_chars": len(req.prompt), "completion_chars": len(gen.text),
                         "prompt_nll": gen.prompt_nll}

@@ -41,11 +41,14 @@ def load_run_model(run_dir: Path) -> torch.nn.Module:
     return net.eval()
 
 
-def _datamodule(run_dir: Path) -> Any:
+def _datamodule(run_dir: Path, split: str) -> Any:
+    """The run's datamodule, set up, once `split` is known to be one of its splits."""
     from hydra.utils import instantiate
 
     dm = instantiate(RunDir(run_dir).read_config().datamodule)
     dm.setup()
+    if split not in dm.splits:
+        raise ValueError(f"reference split {split!r} unknown; the run has {sorted(dm.splits)}")
     return dm
 
 
@@ -54,16 +57,11 @@ def build_reference(run_dir: str | Path, split: str = "val", batch_size: int = 1
     """Feature columns (name → values) of every item of `split`, with the model's predictions."""
     run_dir = Path(run_dir)
     if is_language_model(run_dir):
-        dm = _datamodule(run_dir)
-        if split not in dm.splits:
-            raise ValueError(f"reference split {split!r} unknown; the run has {sorted(dm.splits)}")
-        return lm_reference(run_dir, dm, split, REFERENCE_VERSION)
+        return lm_reference(run_dir, _datamodule(run_dir, split), split, REFERENCE_VERSION)
     # the spec serving uses: preprocess.json + calibration.json's temperature (else every calibrated model
     # looks drifted: served confidences are sharpened by T, raw reference ones are not)
     spec, _ = load_spec(run_dir)
-    dm = _datamodule(run_dir)
-    if split not in dm.splits:
-        raise ValueError(f"reference split {split!r} unknown; the run has {sorted(dm.splits)}")
+    dm = _datamodule(run_dir, split)
     if spec.kind == "tabular":
         return tabular_reference(run_dir, spec, dm, split)
     model = load_run_model(run_dir)
