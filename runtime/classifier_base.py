@@ -95,7 +95,7 @@ class ClassifierHandler:
             logits = classifier_io.predict_batch(self.model, self.collate([d.value for _, d in good]), self.device)
             predictions = classifier_io.format_predictions(logits, self.spec, [d.top_k for _, d in good])
             for (idx, _), prediction in zip(good, predictions):
-                answers[idx] = json.dumps(prediction)
+                answers[idx] = classifier_io.answer_json(prediction)
             self.on_predictions(self._summaries(good, context), predictions, logits)
         finish_answers(context, len(data))
         return answers

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import math
 import re
@@ -232,6 +233,25 @@ def format_predictions(logits: torch.Tensor, spec: PreprocessSpec,
     for answer, k in zip(answers, ks):
         answer["top_k"] = answer["top_k"][: (k or DEFAULT_TOP_K)]
     return answers
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_string(label: str) -> str:
+    return json.dumps(label)
+
+
+def answer_json(answer: dict[str, Any]) -> str:
+    """`json.dumps(answer)` of a `format_predictions` answer, byte for byte, at ~half its cost."""
+    top = answer["top_k"]
+    numbers = [answer["probability"], *(item["probability"] for item in top)]
+    if answer.keys() != {"label", "probability", "top_k"} or not all(
+            type(p) is float and math.isfinite(p) for p in numbers):
+        return json.dumps(answer)  # any other shape (or NaN) as the generic encoder writes it
+    # labels are encoded once (cached); floats as json writes them (float.__repr__)
+    items = ", ".join(f'{{"label": {_json_string(item["label"])}, "probability": {item["probability"]!r}}}'
+                      for item in top)
+    return (f'{{"label": {_json_string(answer["label"])}, "probability": {answer["probability"]!r}, '
+            f'"top_k": [{items}]}}')
 
 
 def error_body(err: BadInputError) -> dict[str, Any]:

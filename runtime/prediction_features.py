@@ -56,20 +56,25 @@ def real_token_ids(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> lis
     return [int(t) for t, m in zip(input_ids.tolist(), attention_mask.tolist()) if m]
 
 
+def logit_row_features(row: Sequence[float], temperature: float = 1.0) -> dict[str, float]:
+    """One output row's statistics: L2 norm, spread (population std), max logit and top softmax probability."""
+    # plain floats: on a served request's 1 x C row, torch (five reductions) cost ~135 µs and numpy ~55 µs of
+    # op overhead against ~14 µs here; fsum keeps the sums exact whatever C is
+    if not all(map(math.isfinite, row)):  # fsum raises on inf - inf; the record says "not finite" instead
+        return dict.fromkeys(LOGIT_NUMERIC, math.nan)
+    n, top = len(row), max(row)
+    mean = math.fsum(row) / n
+    return {
+        "logit_norm": math.sqrt(math.fsum(v * v for v in row)),
+        "logit_std": math.sqrt(math.fsum((v - mean) ** 2 for v in row) / n),
+        "logit_max": top,
+        "confidence": 1.0 / math.fsum(math.exp((v - top) / temperature) for v in row),
+    }
+
+
 def logit_features(logits: torch.Tensor, temperature: float = 1.0) -> list[dict[str, float]]:
-    """Per-row statistics of the model's output (N x C): L2 norm, spread, max logit and top probability."""
-    # numpy on the CPU copy: five torch reductions on a 1x10 tensor were ~135 µs of op overhead
-    x = logits.detach().float().cpu().numpy().astype(np.float64)
-    z = x / temperature
-    z = np.exp(z - z.max(axis=-1, keepdims=True))
-    conf = (z.max(axis=-1) / z.sum(axis=-1)).tolist()  # top softmax probability
-    norms = np.sqrt((x * x).sum(axis=-1)).tolist()
-    stds = x.std(axis=-1).tolist()
-    maxes = x.max(axis=-1).tolist()
-    return [
-        {"logit_norm": n, "logit_std": s, "logit_max": m, "confidence": c}
-        for n, s, m, c in zip(norms, stds, maxes, conf)
-    ]
+    """Per-row statistics of the model's output (N x C), see `logit_row_features`."""
+    return [logit_row_features(row, temperature) for row in logits.detach().float().cpu().tolist()]
 
 
 def finite(features: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .prediction_features import image_features, logit_features, real_token_ids, text_features
+from .prediction_features import image_features, logit_row_features, real_token_ids, text_features
 from .prediction_log import PredictionLogger
 from .prediction_metrics import PredictionMetrics
 from .preprocessing import tokenize
@@ -45,7 +45,7 @@ class PredictionObserver:
         self._report_errors(context)
 
     def _report_errors(self, context: Any) -> None:
-        errors = self.log.stats()["errors"] + self.log.stats()["dropped"]
+        errors = self.log.failures()
         new = errors - self._reported_errors
         metrics = getattr(context, "metrics", None)
         if new > 0 and metrics is not None:
@@ -56,7 +56,8 @@ class PredictionObserver:
 
     def _log(self, picked: list[int], inputs: Sequence[dict[str, Any]], predictions: Sequence[dict[str, Any]],
              logits: torch.Tensor, latency_ms: float, temperature: float, tokenizer: Any, spec: Any) -> None:
-        rows = logit_features(logits[picked], temperature)
+        all_rows = logits.tolist()
+        rows = [logit_row_features(all_rows[i], temperature) for i in picked]
         token_rows: list[list[int]] = []
         if self.kind == "text":
             texts = [inputs[i]["raw"] for i in picked]

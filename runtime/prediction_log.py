@@ -1,9 +1,9 @@
 """Sampled prediction logging for the handlers: summary features + prediction → rotating JSONL files.
 
 Ships inside every `.mar` (in the `runtime/` package), so it imports only the
-standard library and its two siblings. A request is never blocked or failed by logging: records go
-through a bounded in-memory queue to a writer thread (stdlib QueueHandler/QueueListener); a full
-queue or an I/O error is counted (`stats()`, and the `PredictionLogErrors` metric), not raised.
+standard library and its siblings. A request is never blocked or failed by logging: records go
+through a bounded in-memory buffer to a writer thread (`line_writer.RotatingLineWriter`); a full
+buffer or an I/O error is counted (`stats()`, and the `PredictionLogErrors` metric), not raised.
 Text is PII-redacted before it is queued, so an unredacted text never reaches a file.
 
 Settings (the archive's model-config YAML `prediction_log:` section; environment variables win):
@@ -14,10 +14,7 @@ Settings (the archive's model-config YAML `prediction_log:` section; environment
 from __future__ import annotations
 
 import json
-import logging
-import logging.handlers
 import os
-import queue
 import random
 import threading
 import time
@@ -25,6 +22,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .line_writer import RotatingLineWriter
 from .pii import redact
 from .prediction_features import finite
 
@@ -77,37 +75,6 @@ def _as_bool(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
 
 
-class _CountingRotatingHandler(logging.handlers.RotatingFileHandler):
-    """Size-rotated file whose write errors are counted instead of printed."""
-
-    def __init__(self, owner: "PredictionLogger", *args: Any, **kwargs: Any) -> None:
-        self.owner = owner
-        super().__init__(*args, **kwargs)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        super().emit(record)
-        if not getattr(record, "_failed", False):
-            self.owner._count("written")
-
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (stdlib name)
-        record._failed = True  # type: ignore[attr-defined]
-        self.owner._count("errors")
-
-
-class _CountingQueueHandler(logging.handlers.QueueHandler):
-    """put_nowait on a bounded queue: a full queue drops the record and counts it."""
-
-    def __init__(self, owner: "PredictionLogger", q: queue.Queue) -> None:
-        self.owner = owner
-        super().__init__(q)
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record  # the message is already a JSON line; skip stdlib's re-formatting
-
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802
-        self.owner._count("dropped")
-
-
 class PredictionLogger:
     """One per handler instance: `sampled()` per request, then `log(...)` for the sampled ones."""
 
@@ -119,32 +86,22 @@ class PredictionLogger:
         self.model_name = model_name
         self.model_version = str(model_version)
         self.rng = rng or random.Random()
-        self._counts = {"sampled": 0, "written": 0, "dropped": 0, "errors": 0}
+        self._counts = {"sampled": 0, "errors": 0}
         self._lock = threading.Lock()
-        self._listener: logging.handlers.QueueListener | None = None
+        self._writer: RotatingLineWriter | None = None
         self.path = Path(settings.folder) / f"{_safe(model_name)}-{_safe(self.model_version)}-{os.getpid()}.jsonl"
         if settings.enabled and settings.sample_rate > 0:
             self._open()
 
     def _open(self) -> None:
-        PredictionLogger._serial += 1
-        self._logger = logging.getLogger(f"shipyard.predlog.{os.getpid()}.{PredictionLogger._serial}")
-        self._logger.propagate = False  # never into TorchServe's model_log
-        self._logger.setLevel(logging.INFO)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            file_handler = _CountingRotatingHandler(self, self.path, maxBytes=self.settings.max_bytes,
-                                                    backupCount=self.settings.backup_count, encoding="utf-8",
-                                                    delay=True)
         except OSError:
             self._count("errors")
             self.settings.enabled = False  # an unwritable folder: serve on, report the error count
             return
-        file_handler.setFormatter(logging.Formatter("%(message)s"))
-        q: queue.Queue = queue.Queue(maxsize=self.settings.queue_size)
-        self._logger.addHandler(_CountingQueueHandler(self, q))
-        self._listener = logging.handlers.QueueListener(q, file_handler)
-        self._listener.start()
+        self._writer = RotatingLineWriter(self.path, self.settings.max_bytes, self.settings.backup_count,
+                                          self.settings.queue_size)
 
     @classmethod
     def from_context(cls, context: Any) -> "PredictionLogger":
@@ -161,11 +118,16 @@ class PredictionLogger:
 
     def sampled(self) -> bool:
         """Whether this request is logged (Bernoulli with the configured rate)."""
-        return bool(self._listener) and self.settings.enabled and self.rng.random() < self.settings.sample_rate
+        writer = self._writer
+        return (writer is not None and not writer.closed and self.settings.enabled
+                and self.rng.random() < self.settings.sample_rate)
 
     def log(self, kind: str, features: dict[str, Any], label: str, confidence: float, latency_ms: float,
             text: str | None = None, extra: dict[str, Any] | None = None) -> None:
         """Queue one record; never raises (failures are counted)."""
+        writer = self._writer
+        if writer is None:  # logging is off (or its folder could not be made: counted at start)
+            return
         try:
             record: dict[str, Any] = {
                 "ts": time.time(), "model": self.model_name, "version": self.model_version, "kind": kind,
@@ -179,29 +141,32 @@ class PredictionLogger:
             self._count("errors")
             return
         self._count("sampled")
-        self._logger.info(line)
+        writer.append(line)
 
     def stats(self) -> dict[str, int]:
-        """Counts so far: sampled, written, dropped (queue full), errors (I/O or encoding)."""
+        """Counts so far: sampled, written, dropped (buffer full), errors (I/O or encoding)."""
         with self._lock:
-            return dict(self._counts)
+            counts = dict(self._counts)
+        writer = self._writer
+        if writer is None:
+            return {**counts, "written": 0, "dropped": 0}
+        return {**counts, "written": writer.written, "dropped": writer.dropped,
+                "errors": counts["errors"] + writer.errors}
 
-    def flush(self, timeout: float = 5.0) -> None:
-        """Wait until the queue is written (tests, shutdown)."""
-        if self._listener is None:
-            return
-        deadline = time.monotonic() + timeout
-        while not self._listener.queue.empty() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.02)  # the record being written when the queue emptied
+    def failures(self) -> int:
+        """Records that did not reach the file: errors + dropped (read once per batch, so no copies)."""
+        writer = self._writer
+        return self._counts["errors"] + (writer.errors + writer.dropped if writer is not None else 0)
+
+    def flush(self) -> None:
+        """Write every queued record now (tests, shutdown)."""
+        if self._writer is not None:
+            self._writer.flush()
 
     def close(self) -> None:
-        """Flush and stop the writer thread."""
-        if self._listener is not None:
-            self._listener.stop()
-            for handler in self._listener.handlers:
-                handler.close()
-            self._listener = None
+        """Write what is queued and stop the writer thread (nothing is sampled afterwards)."""
+        if self._writer is not None:
+            self._writer.close()
 
 
 def _safe(name: str) -> str:

@@ -42,8 +42,9 @@ class PredictionMetrics:
         if self.metrics is None:
             return
         with self._lock:
-            self._counts.update(str(p["label"]) for p in predictions)
-            self._confidences.extend(float(p["probability"]) for p in predictions)
+            for p in predictions:
+                self._counts[str(p["label"])] += 1
+                self._confidences.append(float(p["probability"]))
         if self._thread is None:  # started on first use: a worker that never predicts runs no thread
             self._thread = threading.Thread(target=self._run, name="prediction-metrics", daemon=True)
             self._thread.start()

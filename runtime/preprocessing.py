@@ -159,16 +159,23 @@ def image_to_tensor(image: Image.Image, spec: PreprocessSpec) -> torch.Tensor:
     height, width = spec.image_size
     if image.size != (width, height):
         image = image.resize((width, height), Image.BILINEAR)
-    raw = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-    x = raw.view(height, width, spec.channels).permute(2, 0, 1).float().div_(255.0)
-    mean, std = _mean_std(tuple(spec.mean), tuple(spec.std))
-    return (x - mean) / std
+    raw = np.frombuffer(image.tobytes(), dtype=np.uint8).reshape(height, width, spec.channels)
+    table = _byte_table(tuple(spec.mean), tuple(spec.std))
+    if spec.channels == 1:
+        return torch.from_numpy(table[0][raw[:, :, 0]][None])
+    return torch.from_numpy(table[np.arange(spec.channels)[:, None, None], raw.transpose(2, 0, 1)])
 
 
 @functools.lru_cache(maxsize=8)
-def _mean_std(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    # built once per spec, not per request: two torch.tensor() calls were ~12 µs of a ~0.7 ms request
-    return torch.tensor(mean).view(-1, 1, 1), torch.tensor(std).view(-1, 1, 1)
+def _byte_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """(channels, 256) float32: byte v of channel c → (v / 255 - mean[c]) / std[c].
+
+    Computed once with the very torch ops that standardised every image (so a looked-up pixel equals the
+    computed one bit for bit); per image, one table lookup replaces six torch ops (~0.1 ms of a served request).
+    """
+    levels = torch.arange(256, dtype=torch.uint8).float().div_(255.0)
+    mean_t, std_t = torch.tensor(mean).view(-1, 1), torch.tensor(std).view(-1, 1)
+    return ((levels - mean_t) / std_t).numpy()  # PreprocessSpec checked: one mean/std per channel
 
 
 def preprocess_image_bytes(data: bytes, spec: PreprocessSpec) -> torch.Tensor:
@@ -241,7 +248,10 @@ class _PlainTokenizer:
 # ----------------------------------------------------------------------------- outputs
 def postprocess(logits: torch.Tensor, spec: PreprocessSpec, top_k: int = 5) -> list[dict[str, Any]]:
     """Logits (N x C) → per-row top-k labels and probabilities, temperature applied."""
-    probs = torch.softmax(logits.float() / spec.temperature, dim=-1)
+    scaled = logits if logits.dtype == torch.float32 else logits.float()
+    if spec.temperature != 1.0:  # x / 1.0 is x bit for bit: an op less (~10 µs of a served request)
+        scaled = scaled / spec.temperature
+    probs = torch.softmax(scaled, dim=-1)
     k = min(top_k, probs.shape[-1])
     values, indices = probs.topk(k, dim=-1)
     results = []
