@@ -87,6 +87,10 @@ def _serving_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
              f"{_f(stock['cpu_ms_per_request']['worker_python'])} (stock BaseHandler)",
              _f(ours["cpu_ms_per_request"]["worker_python"] / max(stock["cpu_ms_per_request"]["worker_python"], 1e-9)),
              "report")]
+    if "stock_topk" in r:  # what the answer costs: the stock handler answering top-5 JSON as ours does
+        rows.append((f"req/s, {r['clients']} clients, unbatched, vs stock answering top-5 JSON",
+                     _f(ours["throughput_rps"]), f"{_f(r['stock_topk']['throughput_rps'])} (stock + top-5 answer)",
+                     _f(r["ours_over_stock_topk_throughput"]), "report"))
     for model, b in r.get("batching", {}).items():
         ip = b["in_process_ms_per_request"]
         rows.append((f"req/s, {b['clients']} clients, batched ({b['batch_size']}): {model}",

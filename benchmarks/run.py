@@ -34,7 +34,7 @@ def _settings(quick: bool) -> dict[str, Any]:
             "serving_requests": 200, "scoring_repeats": 3, "lm_data_repeats": 3, "lm_data_files": None,
             "lm_decode": (3, 128, 32), "lm_training": (3, 5, 30),
             # thousands of warm-up requests per registration: TorchServe's p50 falls ~2x over the first ~6,600
-            "serving_compare": {"warmup": 4000, "repeats": 3, "sequential": 1000, "requests": 3000},
+            "serving_compare": {"warmup": 4000, "repeats": 8, "sequential": 500, "requests": 1500},
             "batching": {"text_minilm": {"requests": 800, "repeats": 3, "warmup": 400},
                          "digits_cnn": {"requests": 3000, "repeats": 3, "warmup": 2000}},
             "serving_load": {"seconds": 10.0, "warmup": 4000, "repeats": 3}}

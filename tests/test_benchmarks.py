@@ -156,3 +156,27 @@ def test_open_loop_client_sends_on_schedule_and_records_statuses() -> None:
         server.shutdown()
     assert len(records) == 20 and {status for _, status, _ in records} == {200}
     assert len(rejected) == 10 and {status for _, status, _ in rejected} == {429}
+
+
+def test_stock_topk_baseline_answers_as_our_handler_does(exported_digits, tmp_path: Path) -> None:
+    """benchmarks/stock_topk_handler.py: the same answer shape, labels and content type as ours, through the
+    real worker code (so the "what the answer costs" row compares like with like)."""
+    from benchmarks.serving_compare import REPO, build_stock_mar
+    from serving.torchserve.inprocess import InProcessWorker
+
+    body = sorted((REPO / "data" / "digits_samples").glob("*.png"))[0].read_bytes()
+    topk_mar = build_stock_mar(exported_digits.model_pt, tmp_path, REPO / "benchmarks" / "stock_topk_handler.py",
+                               "stock_topk_digits")
+    _, (theirs,) = InProcessWorker(topk_mar, tmp_path / "topk").predict([(body, "application/octet-stream")])
+    _, (ours,) = InProcessWorker(exported_digits.mar, tmp_path / "ours").predict([(body, "application/octet-stream")])
+    assert theirs.status == ours.status == 200 and theirs.content_type == ours.content_type == "application/json"
+    assert theirs.json.keys() == ours.json.keys() and len(theirs.json["top_k"]) == len(ours.json["top_k"]) == 5
+    assert [t["label"] for t in theirs.json["top_k"]] == [t["label"] for t in ours.json["top_k"]]
+
+
+def test_paired_ratio_takes_the_median_of_same_round_ratios() -> None:
+    """A slow round (both sides slow) moves neither side's ratio; the median ignores one odd round."""
+    from benchmarks.serving_compare import paired_ratio
+
+    ours, stock = {"rps_repeats": [450.0, 225.0, 500.0]}, {"rps_repeats": [500.0, 250.0, 250.0]}
+    assert paired_ratio(ours, stock, "rps_repeats") == pytest.approx(0.9)
