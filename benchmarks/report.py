@@ -76,7 +76,7 @@ def _rows(name: str, r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
 
 
 def _serving_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
-    ours, stock, n = r["ours"], r["stock"], f"ab -k, {r['repeats']} interleaved repeats"
+    ours, stock, n = r["ours"], r["stock"], f"ab -k, median of {r['repeats']} interleaved rounds' ratios"
     rows = [(f"HTTP p50 ms, 1 client, unbatched ({n})", _f(ours["p50_ms"]), f"{_f(stock['p50_ms'])} (stock BaseHandler)",
              _f(r["ours_over_stock_p50"]), "≤ 1.1"),
             ("HTTP p99 ms, 1 client, unbatched", _f(ours["p99_ms"]), f"{_f(stock['p99_ms'])} (stock BaseHandler)",

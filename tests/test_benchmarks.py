@@ -119,7 +119,7 @@ def test_serving_rows_carry_the_issue_targets() -> None:
               "started": "now", "sections": {"serving": {"status": "ok", "result": serving},
                                              "serving_load": {"status": "ok", "result": load}}}
     table = markdown(report)
-    assert "| req/s, 8 clients, unbatched (ab -k, 3 interleaved repeats) | 500 | 500 (stock BaseHandler) | 1 | ≥ 0.95 |" in table
+    assert "| req/s, 8 clients, unbatched (ab -k, median of 3 interleaved rounds' ratios) | 500 | 500 (stock BaseHandler) | 1 | ≥ 0.95 |" in table
     assert "| ≤ 1.1 |" in table and "| req/s, 16 clients, batched (8): text_minilm | 150 | 50 (unbatched) | 3 | ≥ 3 |" in table
     assert "| overload 5xx / lost | 0 / 0 |  |  | 0 / 0 |" in table
 
