@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from . import classifier_io
+from . import classifier_io, model_loading
 from .answers import finish_answers
 from .prediction_hook import PredictionObserver
 
@@ -64,13 +64,13 @@ class ClassifierHandler:
         properties = context.system_properties
         model_dir = properties.get("model_dir")
         self.model_name = getattr(context, "model_name", "") or ""
-        self.device = classifier_io.device_for(context)
-        self.spec = classifier_io.load_spec(model_dir)
-        classifier_io.apply_limits(self.spec, getattr(context, "model_yaml_config", None) or {})
+        self.device = model_loading.device_for(context)
+        self.spec = model_loading.load_spec(model_dir)
+        model_loading.apply_limits(self.spec, getattr(context, "model_yaml_config", None) or {})
         if self.spec.kind != self.kind:
             raise ValueError(f"{type(self).__name__} serves {self.kind} models, but preprocess.json says "
                              f"kind={self.spec.kind!r}: package the model with the {self.spec.kind} handler")
-        self.model = classifier_io.load_model(model_dir, self.device)
+        self.model = model_loading.load_model(model_dir, self.device)
         self.load_extras(model_dir)
         self.observer = PredictionObserver(context, self.kind)  # metrics + sampled prediction logs
         self.initialized = True

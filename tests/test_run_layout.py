@@ -65,7 +65,7 @@ def test_the_scan_catches_each_way_of_naming_a_file(tmp_path):
 
 
 def test_runtime_names_the_archive_files_as_core_does():
-    from runtime import classifier_io, preprocessing
+    from runtime import model_loading, preprocessing
 
     assert preprocessing.SPEC_FILENAME == layout.PREPROCESS
-    assert classifier_io.MODEL_FILE == layout.SCRIPTED_MODEL
+    assert model_loading.MODEL_FILE == layout.SCRIPTED_MODEL

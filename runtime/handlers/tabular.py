@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..answers import finish_answers
-from ..classifier_io import MODEL_FILE
+from ..model_loading import load_model
 from ..preprocessing import SPEC_FILENAME
 from ..tabular import TabularSpec, encode_rows
 from ..tabular_io import RequestError, decode_request, error_answer, predictions_from_outputs
@@ -46,7 +46,7 @@ class TabularHandler:
             raise ValueError(f"TabularHandler serves tabular models, but preprocess.json says kind={spec.get('kind')!r}")
         self.spec = TabularSpec.from_dict(spec["tabular"])
         self.temperature = float(spec.get("temperature", 1.0))
-        self.model = torch.jit.load(os.path.join(model_dir, MODEL_FILE), map_location="cpu").eval()
+        self.model = load_model(model_dir)
         self.log = TabularPredictionLog.from_environment(self.spec, getattr(context, "model_name", "") or "")
         self.initialized = True
 

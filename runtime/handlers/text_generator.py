@@ -19,6 +19,7 @@ import torch
 from .. import lm_io
 from ..answers import JSON, finish_answers
 from ..lm_generate import DecoderShape, Generation, generate
+from ..model_loading import MODEL_FILE, load_model
 from ..pii import redact
 from ..prediction_log import PredictionLogger
 
@@ -28,9 +29,9 @@ BATCH_LOG = "text generation batch: size=%d valid=%d streaming=%d"  # tests read
 
 def load_decoder(model_dir: str) -> Any:
     """model.pt (TorchScript) if the archive has it, else model.pt2 (torch.export), on the CPU."""
-    pt, pt2 = os.path.join(model_dir, "model.pt"), os.path.join(model_dir, "model.pt2")
-    if os.path.isfile(pt):
-        return torch.jit.load(pt, map_location="cpu").eval()
+    pt2 = os.path.join(model_dir, "model.pt2")
+    if os.path.isfile(os.path.join(model_dir, MODEL_FILE)):
+        return load_model(model_dir)
     if os.path.isfile(pt2):
         return torch.export.load(pt2).module()
     raise FileNotFoundError(f"{model_dir} has neither model.pt nor model.pt2: export the run with export.py")

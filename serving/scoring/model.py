@@ -20,6 +20,7 @@ import torch
 from core import export_dir
 from core.export_dir import ExportDir
 from runtime import classifier_io as handler_io
+from runtime import model_loading
 from runtime.preprocessing import PreprocessSpec, SPEC_FILENAME, load_tokenizer
 from runtime.text_padding import padding_for
 from runtime.tasks import DEFAULT_TASK
@@ -141,13 +142,13 @@ def load_model(path: str | Path, device: str = "auto", job: Any = None) -> Any:
     if not (folder / SPEC_FILENAME).exists():
         raise ModelLoadError(f"{folder} has no {SPEC_FILENAME}: export the run with export.py (it saves the "
                              "preprocessing spec beside the model)")
-    spec = handler_io.load_spec(folder)  # tokenizer_dir resolved against the folder, as in the handler
+    spec = model_loading.load_spec(folder)  # tokenizer_dir resolved against the folder, as in the handler
     model_file = next((folder / n for n in MODEL_FILES if (folder / n).exists()), None)
     if model_file is None:
         raise ModelLoadError(f"{folder} holds none of {MODEL_FILES}: export the run with export.py first")
     chosen = pick_device(device)
-    if model_file.name == handler_io.MODEL_FILE:
-        net = handler_io.load_model(folder, chosen)
+    if model_file.name == model_loading.MODEL_FILE:
+        net = model_loading.load_model(folder, chosen)
     else:  # torch.export only (the handler serves TorchScript; scoring also takes a model.pt2-only folder)
         net = torch.export.load(str(model_file)).module().to(chosen)
     tokenizer = None

@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from runtime import classifier_io as io
+from runtime import model_loading
 
 
 def predict_in_process(export_dir: Path, bodies: Sequence[bytes], kind: str) -> list[dict[str, Any]]:
     """Decode, batch and run `bodies` like the handler does, without TorchServe."""
-    spec = io.load_spec(export_dir)
-    model = io.load_model(export_dir)
+    spec = model_loading.load_spec(export_dir)
+    model = model_loading.load_model(export_dir)
     if kind == "image":
         decoded = [io.decode_image_request(body, spec) for body in bodies]
         inputs = io.collate_images([d.value for d in decoded])
