@@ -7,9 +7,11 @@ GPU_CHECK_CASES that is no case is reported as failed (exit 1): nothing is silen
 """
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,14 +52,22 @@ def run_case(name: str, timeout: float, workdir: Path) -> dict[str, Any]:
     """One case in a fresh interpreter; its JSON, or why it produced none (exit code, timeout, stderr tail)."""
     out = workdir / f"{name}.json"
     log = workdir / f"{name}.log"
+    # the case's scratch (run folders, checkpoints: GBs on a GPU) goes in its own TMPDIR, removed after it;
+    # inductor's compile cache stays where it was, shared by the cases
+    scratch = workdir / f"{name}.scratch"
+    scratch.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    env.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"torchinductor_{getpass.getuser()}"))
     started = time.perf_counter()
     with log.open("w") as fh:
         try:
             proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_cases", name, str(out)], cwd=REPO,
-                                  stdout=fh, stderr=subprocess.STDOUT, timeout=timeout)
+                                  env=env, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout)
             code: int | None = proc.returncode
         except subprocess.TimeoutExpired:
             code = None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     wall = round(time.perf_counter() - started, 1)
     if code == 0 and out.exists():
         return {"case": name, "status": "ok", "wall_s": wall, **json.loads(out.read_text())}
@@ -108,7 +118,10 @@ def main() -> int:
     if "lm" in only:  # the LM group: every lm_* case
         only = [c for c in only if c != "lm"] + [name for name, _ in CASES if name.startswith("lm_")]
     started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    out_dir = os.environ.get("OUT")
+    # the cases' logs and JSON: beside the report when there is an $OUT (they come back with it)
+    workdir = Path(out_dir) / "gpu_check_logs" if out_dir else Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    workdir.mkdir(parents=True, exist_ok=True)
     known = [name for name, _ in CASES]
     # a requested name that is not a case is a failed result with the reason, never silently dropped
     results: list[dict[str, Any]] = [
@@ -137,7 +150,6 @@ def main() -> int:
     print("\n".join(["", "GPU check summary" + (" (DRY RUN: tiny model on CPU)" if DRY_RUN else ""), *summary_rows(results)]))
     if any(r["case"].startswith("lm_") for r in results):
         print(f"LM cases (lm_llama_350m) {LM_TARGETS}")
-    out_dir = os.environ.get("OUT")
     if out_dir:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "gpu_check.json").write_text(json.dumps(report, indent=1, default=str))

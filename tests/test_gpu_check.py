@@ -65,7 +65,10 @@ def test_gpu_check_dry_run_runs_every_strategy(tmp_path: Path) -> None:
 
 def test_gpu_check_reports_a_failing_case(tmp_path: Path) -> None:
     """A failing or unknown case is reported with its reason while the others still run; the exit code says so."""
-    env = {**os.environ, "GPU_CHECK_DRY_RUN": "1", "OUT": str(tmp_path), "PYTHONPATH": str(REPO),
+    scratch = tmp_path / "tmp"  # the machine's temp folder, as the cases see it
+    scratch.mkdir()
+    out = tmp_path / "out"
+    env = {**os.environ, "GPU_CHECK_DRY_RUN": "1", "OUT": str(out), "PYTHONPATH": str(REPO), "TMPDIR": str(scratch),
            "GPU_CHECK_CASES": "plain_eager,no_such_case_is_defined"}
     from benchmarks import gpu_check
 
@@ -74,10 +77,14 @@ def test_gpu_check_reports_a_failing_case(tmp_path: Path) -> None:
     assert result["status"] == "failed" and "KeyError" in result["error"]
     proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
-    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    report = json.loads((out / "gpu_check.json").read_text())
     results = {r["case"]: r for r in report["results"]}
     assert sorted(results) == ["no_such_case_is_defined", "plain_eager"]  # the unknown name is reported, not dropped
     assert results["plain_eager"]["status"] == "ok", proc.stdout[-3000:]
+    # the case's log comes back beside the report; its scratch (run folders, checkpoints) is gone, none left in /tmp
+    assert Path(report["logs"]) == out / "gpu_check_logs"
+    assert sorted(p.name for p in (out / "gpu_check_logs").iterdir()) == ["plain_eager.json", "plain_eager.log"]
+    assert [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")] == []  # the shared compile cache may stay
     unknown = results["no_such_case_is_defined"]
     assert unknown["status"] == "failed" and unknown["reason"] == "unknown_case"
     assert "not a case" in unknown["error"] and "plain_eager" in unknown["error"]
