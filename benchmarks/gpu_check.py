@@ -53,7 +53,8 @@ def run_case(name: str, timeout: float, workdir: Path) -> dict[str, Any]:
     out = workdir / f"{name}.json"
     log = workdir / f"{name}.log"
     # the case's scratch (run folders, checkpoints: GBs on a GPU) goes in its own TMPDIR, removed after it;
-    # inductor's compile cache stays where it was, shared by the cases
+    # inductor's compile cache stays where it was, shared by the cases: torch._inductor's default_cache_dir()
+    # spelled out, since importing it would load torch into this orchestrator (seconds of the GPU budget)
     scratch = workdir / f"{name}.scratch"
     scratch.mkdir(exist_ok=True)
     env = {**os.environ, "TMPDIR": str(scratch)}
