@@ -91,6 +91,14 @@ def _serving_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         rows.append((f"req/s, {r['clients']} clients, unbatched, vs stock answering top-5 JSON",
                      _f(ours["throughput_rps"]), f"{_f(r['stock_topk']['throughput_rps'])} (stock + top-5 answer)",
                      _f(r["ours_over_stock_topk_throughput"]), "report"))
+    if "stock_again" in r:  # the A/A control: what "nothing changed" measures in this run
+        again, steal = r["stock_again"], r.get("cpu_steal_share") or {}
+        stolen = f"CPU stolen by the hypervisor: median {_f(steal.get('median', 0) * 100)} %, max {_f(steal.get('max', 0) * 100)} %"
+        rows.append((f"A/A control, req/s: the stock archive registered twice ({stolen})", _f(again["throughput_rps"]),
+                     f"{_f(stock['throughput_rps'])} (stock BaseHandler)", _f(r["stock_again_over_stock_throughput"]),
+                     "report"))
+        rows.append(("A/A control, HTTP p50 ms", _f(again["p50_ms"]), f"{_f(stock['p50_ms'])} (stock BaseHandler)",
+                     _f(r["stock_again_over_stock_p50"]), "report"))
     for model, b in r.get("batching", {}).items():
         ip = b["in_process_ms_per_request"]
         rows.append((f"req/s, {b['clients']} clients, batched ({b['batch_size']}): {model}",

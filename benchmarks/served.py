@@ -45,9 +45,13 @@ class Served:
         """`ab -k` against one registration, with the CPU ms per request each server process spent meanwhile."""
         processes = _server_processes(self.instance.pid())
         before = {p.pid: _cpu(p) for p in processes}
+        steal_before, started = _steal_seconds(), time.monotonic()
         result = run_ab(self.client.url("inference", f"predictions/{name}"), self.body, [self.auth], requests,
                         clients, self.content_type)
         spent = {p.pid: _cpu(p) - before[p.pid] for p in processes}
+        # the share of the machine's CPU time the hypervisor gave to other guests meanwhile (/proc/stat steal)
+        cpu_seconds = (time.monotonic() - started) * (os.cpu_count() or 1)
+        result["cpu_steal_share"] = (_steal_seconds() - steal_before) / cpu_seconds if cpu_seconds else 0.0
         java = self.instance.pid()
         done = max(result["complete"], 1)
         workers = [v for pid, v in spent.items() if pid != java]
@@ -64,6 +68,15 @@ def _server_processes(java_pid: int | None) -> list[psutil.Process]:
         return []
     java = psutil.Process(java_pid)
     return [java, *java.children(recursive=True)]
+
+
+def _steal_seconds() -> float:
+    """CPU seconds stolen from this virtual machine so far, all CPUs (0 where /proc/stat has no steal)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _cpu(process: psutil.Process) -> float:
@@ -110,7 +123,9 @@ def interleaved(s: Served, names: list[str], warmup: int, repeats: int, sequenti
         if sequential:
             out[name].update({"p50_ms": med(a["p50_ms"] for a, _ in pairs), "p99_ms": med(a["p99_ms"] for a, _ in pairs),
                               "p50_repeats": [a["p50_ms"] for a, _ in pairs]})
-    out["settings"] = {"warmup_requests": warmup, "repeats": repeats, "sequential_requests": sequential,
+    steal = sorted(b["cpu_steal_share"] for pairs in runs.values() for _, b in pairs)
+    out["settings"] = {"cpu_steal_share": {"median": round(med(steal), 3), "max": round(steal[-1], 3)},
+                       "warmup_requests": warmup, "repeats": repeats, "sequential_requests": sequential,
                        "requests": requests, "clients": clients, "client": "ab -k (ApacheBench, keep-alive)",
                        "load_average_1m": round(os.getloadavg()[0], 2)}
     return out

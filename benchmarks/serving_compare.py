@@ -6,8 +6,10 @@ halves: the JVM's JIT and TorchScript's profiling executor speed up over the fir
 p50/p99 with 1 client, throughput with 8. The ratios are medians of the per-round ratios: each round runs
 the sides back to back, so a slow stretch of this shared machine (±10 % between runs minutes apart) falls
 on both sides of a ratio. Besides the bare stock handler (argmax label), the stock handler answering as
-ours does (top-5 JSON, content type) shows what the answer costs. CPU ms per request of the frontend
-(java) and of each worker (python) say where the time goes (benchmarks/results/PROFILE.md, serving).
+ours does (top-5 JSON, content type) shows what the answer costs, and the stock archive registered a second
+time (the A/A control: the same handler against itself) shows how far these ratios move with nothing changed
+(on a virtual machine whose hypervisor takes 10-40 % of the CPU, second to second: `cpu_steal_share`). CPU ms
+per request of the frontend (java) and of each worker (python) say where the time goes (PROFILE.md, serving).
 """
 from __future__ import annotations
 
@@ -43,25 +45,28 @@ def paired_ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> float:
 
 def bench(exported: Exported, warmup: int = 4000, repeats: int = 8, sequential: int = 500, requests: int = 1500,
           clients: int = 8) -> dict[str, Any]:
-    """p50/p99 (1 client) and req/s (`clients`) of ours vs stock (bare, and answering like ours), interleaved."""
+    """p50/p99 (1 client) and req/s (`clients`) of ours vs stock (bare, answering like ours, and again), interleaved."""
     body = exported.sample.read_bytes()
     with tempfile.TemporaryDirectory(prefix="bench_serving_") as tmp:
         stock_mar = build_stock_mar(exported.model_pt, Path(tmp))
         topk_mar = build_stock_mar(exported.model_pt, Path(tmp), REPO / "benchmarks" / "stock_topk_handler.py",
                                    "stock_topk_digits")
-        names = ["bench_ours", "bench_stock", "bench_stock_topk"]
+        names = ["bench_ours", "bench_stock", "bench_stock_topk", "bench_stock_again"]
         with served(body) as s:
-            for name, mar in zip(names, (exported.mar, stock_mar, topk_mar)):
+            for name, mar in zip(names, (exported.mar, stock_mar, topk_mar, stock_mar)):
                 s.register(name, mar)
             runs = interleaved(s, names, warmup, repeats, sequential, requests, clients)
-    ours, stock, topk = (runs[n] for n in names)
+    ours, stock, topk, again = (runs[n] for n in names)
     # TorchServe's worker code in process, no Java: the part of a request our handler's worker spends
     ours["handler_ms_in_process"] = bench_archive(exported.mar, repeats=200)["batch_1"]["wall_ms_per_request"]
     return {
-        "ours": ours, "stock": stock, "stock_topk": topk, **runs["settings"],
+        "ours": ours, "stock": stock, "stock_topk": topk, "stock_again": again, **runs["settings"],
         "ours_over_stock_p50": paired_ratio(ours, stock, "p50_repeats"),
         "ours_over_stock_throughput": paired_ratio(ours, stock, "rps_repeats"),
         "ours_over_stock_topk_throughput": paired_ratio(ours, topk, "rps_repeats"),
         "stock_topk_over_stock_throughput": paired_ratio(topk, stock, "rps_repeats"),
+        # the A/A control: the ratios' noise floor on this machine, in this run
+        "stock_again_over_stock_throughput": paired_ratio(again, stock, "rps_repeats"),
+        "stock_again_over_stock_p50": paired_ratio(again, stock, "p50_repeats"),
         "target_throughput": 0.95, "target_p50": 1.1,
     }

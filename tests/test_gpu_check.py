@@ -40,16 +40,24 @@ def test_decoder_flops_formula_matches_a_flop_counter() -> None:
 @pytest.mark.slow
 def test_gpu_check_dry_run_runs_every_strategy(tmp_path: Path) -> None:
     """gpu_check.sh runs every strategy (plain, single, fsdp, deepspeed_stage_2) eager, compiled through FSDP2
-    (AC → compile → fully_shard), and the export check, and reports each. The other compiled cases are left to
-    the GPU run: each adds a minute of dynamo tracing on this CPU (CI's budget) for the same torch.compile call."""
-    env = {**os.environ, "GPU_CHECK_DRY_RUN": "1", "GPU_CHECK_PYTHON": sys.executable, "OUT": str(tmp_path),
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "GPU_CHECK_CASES": ",".join(DRY_RUN_CASES)}
+    (AC → compile → fully_shard), and the export check, and reports each; a name that is no case is reported
+    as failed (exit 1) while the others still run, and no case leaves its scratch behind. The other compiled
+    cases are left to the GPU run: each adds a minute of dynamo tracing on this CPU for the same torch.compile."""
+    scratch = tmp_path / "tmp"  # the machine's temp folder, as the cases see it
+    scratch.mkdir()
+    out = tmp_path / "out"
+    env = {**os.environ, "GPU_CHECK_DRY_RUN": "1", "GPU_CHECK_PYTHON": sys.executable, "OUT": str(out),
+           "TMPDIR": str(scratch), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "GPU_CHECK_CASES": ",".join([*DRY_RUN_CASES, "no_such_case_is_defined"])}
     proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh")], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=1200)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    report = json.loads((out / "gpu_check.json").read_text())
     results = {r["case"]: r for r in report["results"]}
-    assert set(results) == set(DRY_RUN_CASES)
+    assert set(results) == {*DRY_RUN_CASES, "no_such_case_is_defined"}  # the unknown name reported, not dropped
+    unknown = results.pop("no_such_case_is_defined")
+    assert unknown["status"] == "failed" and unknown["reason"] == "unknown_case"
+    assert "not a case" in unknown["error"] and "plain_eager" in unknown["error"]
+    assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-4000:]
     for name, result in results.items():
         assert result["status"] == "ok", (name, result)
         if name != "export_handler":
@@ -61,40 +69,30 @@ def test_gpu_check_dry_run_runs_every_strategy(tmp_path: Path) -> None:
         assert results[name]["checkpoint"]["max_abs_diff_vs_live"] < 1e-2
     assert results["export_handler"]["gpt_classifier"]["batch_1"]["max_abs_diff_vs_eager"] < 1e-4
     assert "GPU check summary" in proc.stdout
+    # the cases' logs come back beside the report; their scratch (run folders, checkpoints) is gone
+    assert Path(report["logs"]) == out / "gpu_check_logs"
+    assert sorted(p.name for p in (out / "gpu_check_logs").iterdir()) == sorted(
+        f"{name}.{ext}" for name in DRY_RUN_CASES for ext in ("json", "log"))
+    assert [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")] == []  # shared compile cache
 
 
-def test_gpu_check_reports_a_failing_case(tmp_path: Path) -> None:
-    """A failing or unknown case is reported with its reason while the others still run; the exit code says so."""
-    scratch = tmp_path / "tmp"  # the machine's temp folder, as the cases see it
-    scratch.mkdir()
-    out = tmp_path / "out"
-    env = {**os.environ, "GPU_CHECK_DRY_RUN": "1", "OUT": str(out), "PYTHONPATH": str(REPO), "TMPDIR": str(scratch),
-           "GPU_CHECK_CASES": "plain_eager,no_such_case_is_defined"}
+def test_a_crashing_case_is_reported_with_its_error(tmp_path: Path) -> None:
+    """A case whose process fails comes back as a failed result carrying the error line from its log."""
     from benchmarks import gpu_check
 
-    # an unknown case name in the orchestrator's table: simulate a crashing case by running the runner directly
-    result = gpu_check.run_case("no_such_case", 60, tmp_path)
-    assert result["status"] == "failed" and "KeyError" in result["error"]
-    proc = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
-    report = json.loads((out / "gpu_check.json").read_text())
-    results = {r["case"]: r for r in report["results"]}
-    assert sorted(results) == ["no_such_case_is_defined", "plain_eager"]  # the unknown name is reported, not dropped
-    assert results["plain_eager"]["status"] == "ok", proc.stdout[-3000:]
-    # the case's log comes back beside the report; its scratch (run folders, checkpoints) is gone, none left in /tmp
-    assert Path(report["logs"]) == out / "gpu_check_logs"
-    assert sorted(p.name for p in (out / "gpu_check_logs").iterdir()) == ["plain_eager.json", "plain_eager.log"]
-    assert [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")] == []  # the shared compile cache may stay
-    unknown = results["no_such_case_is_defined"]
-    assert unknown["status"] == "failed" and unknown["reason"] == "unknown_case"
-    assert "not a case" in unknown["error"] and "plain_eager" in unknown["error"]
-    assert proc.returncode == 1, proc.stdout[-3000:]
+    result = gpu_check.run_case("no_such_case", 60, tmp_path)  # the runner itself raises KeyError
+    assert result["status"] == "failed" and result["reason"] == "exit code 1" and "KeyError" in result["error"]
+    assert not (tmp_path / "no_such_case.scratch").exists()
 
 
-def test_lm_cases_are_known_and_their_configs_compose(tmp_path: Path) -> None:
+def test_lm_cases_are_known_and_their_configs_compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every lm_llama_350m case is a case of both the orchestrator and the runner, picked by GPU_CHECK_CASES=lm,
     and composes: FSDP2 keeps param_dtype=bf16, the others lose that FSDP-only key; an unknown strategy fails."""
+    import tempfile
+
     from benchmarks import gpu_cases, gpu_check, gpu_lm_cases
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # lm_config's run folders (a case's TMPDIR on a GPU)
 
     names = {f"lm_{s}_{m}" for s in ("plain", "single", "fsdp", "deepspeed_stage_2") for m in ("eager", "compile")}
     assert names <= {name for name, _ in gpu_check.CASES} and names <= set(gpu_cases.CASES)
