@@ -50,8 +50,8 @@ class Served:
                         clients, self.content_type)
         spent = {p.pid: _cpu(p) - before[p.pid] for p in processes}
         # the share of the machine's CPU time the hypervisor gave to other guests meanwhile (/proc/stat steal)
-        cpu_seconds = (time.monotonic() - started) * (os.cpu_count() or 1)
-        result["cpu_steal_share"] = (_steal_seconds() - steal_before) / cpu_seconds if cpu_seconds else 0.0
+        cpu_seconds = (time.monotonic() - started) * psutil.cpu_count()
+        result["cpu_steal_share"] = (_steal_seconds() - steal_before) / cpu_seconds
         java = self.instance.pid()
         done = max(result["complete"], 1)
         workers = [v for pid, v in spent.items() if pid != java]
@@ -71,12 +71,8 @@ def _server_processes(java_pid: int | None) -> list[psutil.Process]:
 
 
 def _steal_seconds() -> float:
-    """CPU seconds stolen from this virtual machine so far, all CPUs (0 where /proc/stat has no steal)."""
-    try:
-        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
+    """CPU seconds the hypervisor gave to other guests so far, all CPUs (0 where the OS does not count it)."""
+    return getattr(psutil.cpu_times(), "steal", 0.0)
 
 
 def _cpu(process: psutil.Process) -> float:
