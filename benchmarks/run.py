@@ -26,7 +26,8 @@ def _settings(quick: bool) -> dict[str, Any]:
                 "data_epochs": 1, "data_repeats": 1, "startup_repeats": 1, "serving_requests": 16,
                 "scoring_repeats": 1, "lm_data_repeats": 1, "lm_data_files": 12, "lm_decode": (1, 8, 4),
                 "lm_training": (1, 2, 4),
-                "serving_compare": {"warmup": 40, "repeats": 1, "sequential": 16, "requests": 32},
+                "serving_compare": {"warmup": 40, "repeats": 1, "sequential": 16, "requests": 32, "windows": 1,
+                                    "window_seconds": 1},
                 "batching": {"text_minilm": {"requests": 32, "repeats": 1, "warmup": 16, "in_process_repeats": 3},
                              "digits_cnn": {"requests": 32, "repeats": 1, "warmup": 16, "in_process_repeats": 3}},
                 "serving_load": {"seconds": 2.0, "warmup": 100, "repeats": 1}}

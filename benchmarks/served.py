@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import psutil
 
@@ -117,7 +118,7 @@ def interleaved(s: Served, names: list[str], warmup: int, repeats: int, sequenti
                      "cpu_ms_per_request": {k: med(b["cpu_ms_per_request"][k] for _, b in pairs)
                                             for k in ("frontend_java", "worker_python")}}
         if sequential:
-            out[name].update({"p50_ms": med(a["p50_ms"] for a, _ in pairs), "p99_ms": med(a["p99_ms"] for a, _ in pairs),
+            out[name].update({"p50_ms": med(a["p50_ms"] for a, _ in pairs), "p99_ms": _median(a["p99_ms"] for a, _ in pairs),
                               "p50_repeats": [a["p50_ms"] for a, _ in pairs]})
     steal = sorted(b["cpu_steal_share"] for pairs in runs.values() for _, b in pairs)
     out["settings"] = {"cpu_steal_share": {"median": round(med(steal), 3), "max": round(steal[-1], 3)},
@@ -125,3 +126,40 @@ def interleaved(s: Served, names: list[str], warmup: int, repeats: int, sequenti
                        "requests": requests, "clients": clients, "client": "ab -k (ApacheBench, keep-alive)",
                        "load_average_1m": round(os.getloadavg()[0], 2)}
     return out
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    """The median of the values ab could give (a run of fewer than ~100 requests has no p99), None if none."""
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
+
+
+def simultaneous(s: Served, names: list[str], rounds: int, seconds: int, clients: int) -> dict[str, Any]:
+    """`rounds` windows in which every registration gets its own `ab -k` at the same time: p50 (1 client) and
+    req/s (`clients`), `seconds` each. All sides share each window's machine (the hypervisor's steal, other
+    guests), so one window's ratios are free of what moves the box between windows; the start order rotates."""
+    figures: dict[str, dict[str, list[float]]] = {n: {"p50_repeats": [], "rps_repeats": []} for n in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for conns, key, field in ((1, "p50_repeats", "p50_ms"), (clients, "rps_repeats", "rps")):
+            results: dict[str, dict[str, Any]] = {}
+
+            def drive(name: str, conns: int = conns) -> None:
+                results[name] = run_ab(s.client.url("inference", f"predictions/{name}"), s.body, [s.auth], 10**5,
+                                       conns, s.content_type, seconds=seconds)
+
+            threads = [threading.Thread(target=drive, args=(n,)) for n in order]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            for name in names:
+                got = results[name]
+                if got["failed"] or got["non_2xx"] or not got["complete"]:
+                    raise RuntimeError(f"{name}: {got['failed']} failed, {got['non_2xx']} non-2xx of {got['complete']}")
+                figures[name][key].append(round(got[field], 3))
+    med = statistics.median
+    return {**{n: {"p50_ms": med(f["p50_repeats"]), "throughput_rps": med(f["rps_repeats"]), **f}
+               for n, f in figures.items()},
+            "settings": {"rounds": rounds, "seconds": seconds, "clients": clients,
+                         "client": f"one ab -k per registration, all at once ({len(names)} at a time)"}}

@@ -10,6 +10,8 @@ ours does (top-5 JSON, content type) shows what the answer costs, and the stock 
 time (the A/A control: the same handler against itself) shows how far these ratios move with nothing changed
 (on a virtual machine whose hypervisor takes 10-40 % of the CPU, second to second: `cpu_steal_share`). CPU ms
 per request of the frontend (java) and of each worker (python) say where the time goes (PROFILE.md, serving).
+Then `windows` windows drive every registration at once (`simultaneous`): the sides share each window's
+machine, so their ratio is the cross-check that the steal between windows cannot move.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import Any
 from benchmarks.common import REPO
 from benchmarks.exported import Exported
 from benchmarks.handler_bench import bench_archive
-from benchmarks.served import interleaved, served
+from benchmarks.served import interleaved, served, simultaneous
 
 STOCK = REPO / "benchmarks" / "stock_handler.py"
 
@@ -44,7 +46,7 @@ def paired_ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> float:
 
 
 def bench(exported: Exported, warmup: int = 4000, repeats: int = 8, sequential: int = 500, requests: int = 1500,
-          clients: int = 8) -> dict[str, Any]:
+          clients: int = 8, windows: int = 8, window_seconds: int = 4) -> dict[str, Any]:
     """p50/p99 (1 client) and req/s (`clients`) of ours vs stock (bare, answering like ours, and again), interleaved."""
     body = exported.sample.read_bytes()
     with tempfile.TemporaryDirectory(prefix="bench_serving_") as tmp:
@@ -56,6 +58,7 @@ def bench(exported: Exported, warmup: int = 4000, repeats: int = 8, sequential: 
             for name, mar in zip(names, (exported.mar, stock_mar, topk_mar, stock_mar)):
                 s.register(name, mar)
             runs = interleaved(s, names, warmup, repeats, sequential, requests, clients)
+            at_once = simultaneous(s, names, windows, window_seconds, clients)
     ours, stock, topk, again = (runs[n] for n in names)
     # TorchServe's worker code in process, no Java: the part of a request our handler's worker spends
     ours["handler_ms_in_process"] = bench_archive(exported.mar, repeats=200)["batch_1"]["wall_ms_per_request"]
@@ -68,5 +71,14 @@ def bench(exported: Exported, warmup: int = 4000, repeats: int = 8, sequential: 
         # the A/A control: the ratios' noise floor on this machine, in this run
         "stock_again_over_stock_throughput": paired_ratio(again, stock, "rps_repeats"),
         "stock_again_over_stock_p50": paired_ratio(again, stock, "p50_repeats"),
+        # every side in the same seconds: the cross-check whose A/A steal cannot move
+        "simultaneous": at_once,
+        "ours_over_stock_throughput_simultaneous": paired_ratio(at_once["bench_ours"], at_once["bench_stock"],
+                                                                "rps_repeats"),
+        "ours_over_stock_p50_simultaneous": paired_ratio(at_once["bench_ours"], at_once["bench_stock"], "p50_repeats"),
+        "stock_again_over_stock_throughput_simultaneous": paired_ratio(at_once["bench_stock_again"],
+                                                                       at_once["bench_stock"], "rps_repeats"),
+        "stock_again_over_stock_p50_simultaneous": paired_ratio(at_once["bench_stock_again"], at_once["bench_stock"],
+                                                                "p50_repeats"),
         "target_throughput": 0.95, "target_p50": 1.1,
     }

@@ -113,7 +113,12 @@ def test_serving_rows_carry_the_issue_targets() -> None:
     serving = {"ours": side, "stock": side, "repeats": 3, "clients": 8, "ours_over_stock_p50": 1.0,
                "ours_over_stock_throughput": 1.0, "batching": {"text_minilm": batching},
                "stock_again": {**side, "throughput_rps": 480.0}, "stock_again_over_stock_throughput": 0.96,
-               "stock_again_over_stock_p50": 1.02, "cpu_steal_share": {"median": 0.15, "max": 0.4}}
+               "stock_again_over_stock_p50": 1.02, "cpu_steal_share": {"median": 0.15, "max": 0.4},
+               "simultaneous": {"bench_ours": {"p50_ms": 4.0, "throughput_rps": 240.0},
+                                "bench_stock": {"p50_ms": 3.9, "throughput_rps": 250.0},
+                                "settings": {"rounds": 8, "seconds": 4}},
+               "ours_over_stock_throughput_simultaneous": 0.97, "ours_over_stock_p50_simultaneous": 1.04,
+               "stock_again_over_stock_throughput_simultaneous": 1.01, "stock_again_over_stock_p50_simultaneous": 0.99}
     load = {"capacity_rps_8_clients": 400.0, "overload": {"offered_over_capacity": 2.0, "status_counts": {200: 9, 429: 9},
                                                          "p50_ms": 3.0, "p99_ms": 9.0, "offered_rps": 800.0,
                                                          "5xx": 0, "lost": 0}}
@@ -128,6 +133,65 @@ def test_serving_rows_carry_the_issue_targets() -> None:
     assert ("| A/A control, req/s: the stock archive registered twice (CPU stolen by the hypervisor: median 15 %, "
             "max 40 %) | 480 | 500 (stock BaseHandler) | 0.96 | report |") in table
     assert "| A/A control, HTTP p50 ms | 1.5 | 1.5 (stock BaseHandler) | 1.02 | report |" in table
+    # the cross-check with every side in the same seconds carries the same targets
+    assert ("| req/s, 8 clients each, unbatched (all sides at once, median of 8 windows of 4 s) | 240 | "
+            "250 (stock BaseHandler) | 0.97 | ≥ 0.95 |") in table
+    assert "| HTTP p50 ms, 1 client each (all sides at once, median of 8 windows of 4 s) | 4 | 3.9 (stock BaseHandler) | 1.04 | ≤ 1.1 |" in table
+    assert "| A/A control at once, req/s | p50 |  |  | 1.01 | 0.99 | report |" in table
+    # a quick run's latency round is too short for ab to give a p99: the row says so instead of failing
+    quick = {**serving, "ours": {**side, "p99_ms": None}}
+    report["sections"]["serving"]["result"] = quick
+    assert "| HTTP p99 ms, 1 client, unbatched | None | 4 (stock BaseHandler) | n/a (too few requests) | report |" in markdown(report)
+
+
+def test_simultaneous_windows_drive_every_side_at_once(tmp_path: Path) -> None:
+    """benchmarks.served.simultaneous against a local HTTP server: each window's sides overlap in time (one
+    `ab` each, started together) and every window is counted per side."""
+    import threading
+    import time as clock
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from types import SimpleNamespace
+
+    from benchmarks.served import _median, simultaneous
+
+    seen: list[tuple[str, float]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path.rsplit("/", 1)[-1], clock.monotonic()))
+            clock.sleep(0.002)
+            self.send_response(200)
+            self.send_header("Connection", "keep-alive")  # ab -k speaks HTTP/1.0: it reuses only when told
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    body = tmp_path / "body.bin"
+    body.write_bytes(b"x")
+    url = f"http://127.0.0.1:{server.server_port}"
+    fake = SimpleNamespace(client=SimpleNamespace(url=lambda _api, path: f"{url}/{path}"), body=body,
+                           auth="X-Any: 1", content_type="application/octet-stream")
+    try:
+        out = simultaneous(fake, ["a", "b"], rounds=2, seconds=1, clients=2)
+    finally:
+        server.shutdown()
+    assert out["settings"] == {"rounds": 2, "seconds": 1, "clients": 2,
+                               "client": "one ab -k per registration, all at once (2 at a time)"}
+    for side in ("a", "b"):
+        assert len(out[side]["rps_repeats"]) == len(out[side]["p50_repeats"]) == 2
+        assert out[side]["throughput_rps"] > 0 and out[side]["p50_ms"] >= 2.0
+    first_a = min(t for name, t in seen if name == "a")
+    first_b = min(t for name, t in seen if name == "b")
+    assert abs(first_a - first_b) < 0.5  # started together, not one window after the other
+    assert _median([None, 3.0, 1.0]) == 2.0 and _median([None]) is None
 
 
 def test_open_loop_client_sends_on_schedule_and_records_statuses() -> None:
