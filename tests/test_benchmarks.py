@@ -5,13 +5,48 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
 from benchmarks import data_loading, startup, training_overhead
 from benchmarks.report import markdown
 from benchmarks.run import run
+
+
+@contextmanager
+def local_http_server(delay_s: float = 0.0) -> Iterator[tuple[str, list[tuple[str, float]]]]:
+    """A keep-alive HTTP/1.1 server on loopback: its URL and the (last path segment, time) of every POST;
+    a request with an X-Reject header gets 429."""
+    seen: list[tuple[str, float]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 (stdlib name)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path.rsplit("/", 1)[-1], time.monotonic()))
+            time.sleep(delay_s)
+            self.send_response(429 if self.headers.get("X-Reject") else 200)
+            self.send_header("Connection", "keep-alive")  # ab -k speaks HTTP/1.0: it reuses only when told
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", seen
+    finally:
+        server.shutdown()
 
 
 def test_training_overhead_measures_both_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,42 +182,16 @@ def test_serving_rows_carry_the_issue_targets() -> None:
 def test_simultaneous_windows_drive_every_side_at_once(tmp_path: Path) -> None:
     """benchmarks.served.simultaneous against a local HTTP server: each window's sides overlap in time (one
     `ab` each, started together) and every window is counted per side."""
-    import threading
-    import time as clock
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from types import SimpleNamespace
 
     from benchmarks.served import _median, simultaneous
 
-    seen: list[tuple[str, float]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:  # noqa: N802 (stdlib name)
-            self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append((self.path.rsplit("/", 1)[-1], clock.monotonic()))
-            clock.sleep(0.002)
-            self.send_response(200)
-            self.send_header("Connection", "keep-alive")  # ab -k speaks HTTP/1.0: it reuses only when told
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     body = tmp_path / "body.bin"
     body.write_bytes(b"x")
-    url = f"http://127.0.0.1:{server.server_port}"
-    fake = SimpleNamespace(client=SimpleNamespace(url=lambda _api, path: f"{url}/{path}"), body=body,
-                           auth="X-Any: 1", content_type="application/octet-stream")
-    try:
+    with local_http_server(delay_s=0.002) as (url, seen):
+        fake = SimpleNamespace(client=SimpleNamespace(url=lambda _api, path: f"{url}/{path}"), body=body,
+                               auth="X-Any: 1", content_type="application/octet-stream")
         out = simultaneous(fake, ["a", "b"], rounds=2, seconds=1, clients=2)
-    finally:
-        server.shutdown()
     assert out["settings"] == {"rounds": 2, "seconds": 1, "clients": 2,
                                "client": "one ab -k per registration, all at once (2 at a time)"}
     for side in ("a", "b"):
@@ -197,33 +206,13 @@ def test_simultaneous_windows_drive_every_side_at_once(tmp_path: Path) -> None:
 def test_open_loop_client_sends_on_schedule_and_records_statuses() -> None:
     """benchmarks/openloop.py against a local HTTP server: every scheduled request answered, statuses kept."""
     import asyncio
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
     from benchmarks.openloop import run as open_loop
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:  # noqa: N802 (stdlib name)
-            self.rfile.read(int(self.headers["Content-Length"]))
-            status = 429 if self.headers.get("X-Reject") else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/p"
+    with local_http_server() as (base, _):
+        url = f"{base}/p"
         records = asyncio.run(open_loop(url, b"x", [], rate=50, seconds=0.4, connections=2))
         rejected = asyncio.run(open_loop(url, b"x", ["X-Reject: 1"], rate=50, seconds=0.2, connections=2))
-    finally:
-        server.shutdown()
     assert len(records) == 20 and {status for _, status, _ in records} == {200}
     assert len(rejected) == 10 and {status for _, status, _ in rejected} == {429}
 
