@@ -142,11 +142,14 @@ def simultaneous(s: Served, names: list[str], rounds: int, seconds: int, clients
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for conns, key, field in ((1, "p50_repeats", "p50_ms"), (clients, "rps_repeats", "rps")):
-            results: dict[str, dict[str, Any]] = {}
+            results: dict[str, Any] = {}
 
             def drive(name: str, conns: int = conns) -> None:
-                results[name] = run_ab(s.client.url("inference", f"predictions/{name}"), s.body, [s.auth], 10**5,
-                                       conns, s.content_type, seconds=seconds)
+                try:
+                    results[name] = run_ab(s.client.url("inference", f"predictions/{name}"), s.body, [s.auth],
+                                           10**5, conns, s.content_type, seconds=seconds)
+                except Exception as err:  # noqa: BLE001 - raised below, in the caller's thread
+                    results[name] = err
 
             threads = [threading.Thread(target=drive, args=(n,)) for n in order]
             for t in threads:
@@ -155,6 +158,8 @@ def simultaneous(s: Served, names: list[str], rounds: int, seconds: int, clients
                 t.join()
             for name in names:
                 got = results[name]
+                if isinstance(got, Exception):
+                    raise got
                 if got["failed"] or got["non_2xx"] or not got["complete"]:
                     raise RuntimeError(f"{name}: {got['failed']} failed, {got['non_2xx']} non-2xx of {got['complete']}")
                 figures[name][key].append(round(got[field], 3))

@@ -71,7 +71,7 @@ def bench(exported: Exported, warmup: int = 4000, repeats: int = 8, sequential: 
         # the A/A control: the ratios' noise floor on this machine, in this run
         "stock_again_over_stock_throughput": paired_ratio(again, stock, "rps_repeats"),
         "stock_again_over_stock_p50": paired_ratio(again, stock, "p50_repeats"),
-        # every side in the same seconds: the cross-check whose A/A steal cannot move
+        # every side in the same seconds: a cross-check that the steal between windows cannot move
         "simultaneous": at_once,
         "ours_over_stock_throughput_simultaneous": paired_ratio(at_once["bench_ours"], at_once["bench_stock"],
                                                                 "rps_repeats"),
