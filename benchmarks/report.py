@@ -101,15 +101,14 @@ def _serving_rows(r: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         rows.append(("A/A control, HTTP p50 ms", _f(again["p50_ms"]), f"{_f(stock['p50_ms'])} (stock BaseHandler)",
                      _f(r["stock_again_over_stock_p50"]), "report"))
     if "simultaneous" in r:  # the cross-check: every side driven in the same seconds
-        w = r["simultaneous"]["settings"]
+        at, w = r["simultaneous"], r["simultaneous"]["settings"]
         at_once = f"all sides at once, median of {w['rounds']} windows of {w['seconds']} s"
-        rows += [(f"req/s, {r['clients']} clients each, unbatched ({at_once})",
-                  _f(r["simultaneous"]["bench_ours"]["throughput_rps"]),
-                  f"{_f(r['simultaneous']['bench_stock']['throughput_rps'])} (stock BaseHandler)",
+        rows += [(f"req/s, {r['clients']} clients each, unbatched ({at_once})", _f(at["bench_ours"]["throughput_rps"]),
+                  f"{_f(at['bench_stock']['throughput_rps'])} (stock BaseHandler)",
                   _f(r["ours_over_stock_throughput_simultaneous"]), "≥ 0.95"),
-                 (f"HTTP p50 ms, 1 client each ({at_once})", _f(r["simultaneous"]["bench_ours"]["p50_ms"]),
-                  f"{_f(r['simultaneous']['bench_stock']['p50_ms'])} (stock BaseHandler)",
-                  _f(r["ours_over_stock_p50_simultaneous"]), "≤ 1.1"),
+                 (f"HTTP p50 ms, 1 client each ({at_once})", _f(at["bench_ours"]["p50_ms"]),
+                  f"{_f(at['bench_stock']['p50_ms'])} (stock BaseHandler)", _f(r["ours_over_stock_p50_simultaneous"]),
+                  "≤ 1.1"),
                  ("A/A control at once, req/s | p50", "", "", f"{_f(r['stock_again_over_stock_throughput_simultaneous'])}"
                   f" | {_f(r['stock_again_over_stock_p50_simultaneous'])}", "report")]
     for model, b in r.get("batching", {}).items():

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import statistics
 import tempfile
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -47,8 +47,7 @@ class Served:
         processes = _server_processes(self.instance.pid())
         before = {p.pid: _cpu(p) for p in processes}
         steal_before, started = _steal_seconds(), time.monotonic()
-        result = run_ab(self.client.url("inference", f"predictions/{name}"), self.body, [self.auth], requests,
-                        clients, self.content_type)
+        result = drive(self, name, requests, clients)
         spent = {p.pid: _cpu(p) - before[p.pid] for p in processes}
         # the share of the machine's CPU time the hypervisor gave to other guests meanwhile (/proc/stat steal)
         cpu_seconds = (time.monotonic() - started) * psutil.cpu_count()
@@ -59,9 +58,17 @@ class Served:
         result["cpu_ms_per_request"] = {"frontend_java": spent.get(java, 0.0) * 1000 / done,
                                         # the registration's own worker is the one that did the work
                                         "worker_python": max(workers, default=0.0) * 1000 / done}
-        if result["failed"] or result["non_2xx"]:
-            raise RuntimeError(f"{name}: {result['failed']} failed, {result['non_2xx']} non-2xx of {requests}")
         return result
+
+
+def drive(s: Served, name: str, requests: int, clients: int, seconds: int | None = None) -> dict[str, Any]:
+    """One `ab -k` against registration `name` (`requests` of them, or for `seconds`); raises unless all got 2xx."""
+    result = run_ab(s.client.url("inference", f"predictions/{name}"), s.body, [s.auth], requests, clients,
+                    s.content_type, seconds=seconds)
+    if result["failed"] or result["non_2xx"] or not result["complete"]:
+        raise RuntimeError(f"{name}: {result['failed']} failed, {result['non_2xx']} non-2xx of "
+                           f"{result['complete']} complete")
+    return result
 
 
 def _server_processes(java_pid: int | None) -> list[psutil.Process]:
@@ -142,27 +149,10 @@ def simultaneous(s: Served, names: list[str], rounds: int, seconds: int, clients
     for r in range(rounds):
         order = names[r % len(names):] + names[:r % len(names)]
         for conns, key, field in ((1, "p50_repeats", "p50_ms"), (clients, "rps_repeats", "rps")):
-            results: dict[str, Any] = {}
-
-            def drive(name: str, conns: int = conns) -> None:
-                try:
-                    results[name] = run_ab(s.client.url("inference", f"predictions/{name}"), s.body, [s.auth],
-                                           10**5, conns, s.content_type, seconds=seconds)
-                except Exception as err:  # noqa: BLE001 - raised below, in the caller's thread
-                    results[name] = err
-
-            threads = [threading.Thread(target=drive, args=(n,)) for n in order]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            for name in names:
-                got = results[name]
-                if isinstance(got, Exception):
-                    raise got
-                if got["failed"] or got["non_2xx"] or not got["complete"]:
-                    raise RuntimeError(f"{name}: {got['failed']} failed, {got['non_2xx']} non-2xx of {got['complete']}")
-                figures[name][key].append(round(got[field], 3))
+            with ThreadPoolExecutor(len(order)) as pool:  # submitted in `order`: each ab starts as it is submitted
+                running = {n: pool.submit(drive, s, n, 10**5, conns, seconds) for n in order}
+            for name, result in running.items():
+                figures[name][key].append(round(result.result()[field], 3))
     med = statistics.median
     return {**{n: {"p50_ms": med(f["p50_repeats"]), "throughput_rps": med(f["rps_repeats"]), **f}
                for n, f in figures.items()},
