@@ -11,8 +11,8 @@ from typing import Any, Sequence
 
 
 def run_ab(url: str, body: Path, headers: Sequence[str], requests: int, clients: int,
-           content_type: str = "application/octet-stream", seconds: float | None = None) -> dict[str, Any]:
-    """One `ab -k` run (`requests` of them, or for `seconds`): complete/failed counts, non-2xx, req/s, p50/p99 ms."""
+           content_type: str = "application/octet-stream") -> dict[str, Any]:
+    """One `ab -k` run of `requests`: complete/failed counts, non-2xx, req/s, p50/p99 ms."""
     ab = shutil.which("ab")
     if not ab:
         raise RuntimeError("ab not found: apt-get install apache2-utils (scripts/services.sh up installs it)")
@@ -20,7 +20,7 @@ def run_ab(url: str, body: Path, headers: Sequence[str], requests: int, clients:
     with tempfile.NamedTemporaryFile(suffix=".csv") as csv:
         # -e: the percentile table in µs resolution (the stdout table is whole ms, too coarse at p50 ~2 ms)
         cmd = [ab, "-k", "-l", "-q", "-n", str(requests), "-c", str(clients), "-s", "60", "-p", str(body),
-               *(["-t", str(int(seconds))] if seconds else []), "-T", content_type, "-e", csv.name,
+               "-T", content_type, "-e", csv.name,
                *[arg for h in headers for arg in ("-H", h)], url]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         table = Path(csv.name).read_text()
@@ -41,4 +41,4 @@ def run_ab(url: str, body: Path, headers: Sequence[str], requests: int, clients:
             "failed_kinds": failed_kinds, "ab_stderr": proc.stderr.strip().splitlines()[-5:],
             "non_2xx": int(number("Non-2xx responses")), "rps": number("Requests per second"),
             "p50_ms": percentiles.get(50), "p99_ms": percentiles.get(99), "clients": clients,
-            "sent": requests if not seconds else None}
+            "sent": requests}

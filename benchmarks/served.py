@@ -11,7 +11,6 @@ import os
 import statistics
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -61,10 +60,10 @@ class Served:
         return result
 
 
-def drive(s: Served, name: str, requests: int, clients: int, seconds: int | None = None) -> dict[str, Any]:
-    """One `ab -k` against registration `name` (`requests` of them, or for `seconds`); raises unless all got 2xx."""
+def drive(s: Served, name: str, requests: int, clients: int) -> dict[str, Any]:
+    """One `ab -k` against registration `name`; raises unless every request got a 2xx."""
     result = run_ab(s.client.url("inference", f"predictions/{name}"), s.body, [s.auth], requests, clients,
-                    s.content_type, seconds=seconds)
+                    s.content_type)
     if result["failed"] or result["non_2xx"] or not result["complete"]:
         raise RuntimeError(f"{name}: {result['failed']} failed, {result['non_2xx']} non-2xx of "
                            f"{result['complete']} complete")
@@ -140,21 +139,3 @@ def _median(values: Iterable[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return statistics.median(known) if known else None
 
-
-def simultaneous(s: Served, names: list[str], rounds: int, seconds: int, clients: int) -> dict[str, Any]:
-    """`rounds` windows in which every registration gets its own `ab -k` at the same time: p50 (1 client) and
-    req/s (`clients`), `seconds` each. All sides share each window's machine (the hypervisor's steal, other
-    guests), so one window's ratios are free of what moves the box between windows; the start order rotates."""
-    figures: dict[str, dict[str, list[float]]] = {n: {"p50_repeats": [], "rps_repeats": []} for n in names}
-    for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
-        for conns, key, field in ((1, "p50_repeats", "p50_ms"), (clients, "rps_repeats", "rps")):
-            with ThreadPoolExecutor(len(order)) as pool:  # submitted in `order`: each ab starts as it is submitted
-                running = {n: pool.submit(drive, s, n, 10**5, conns, seconds) for n in order}
-            for name, result in running.items():
-                figures[name][key].append(round(result.result()[field], 3))
-    med = statistics.median
-    return {**{n: {"p50_ms": med(f["p50_repeats"]), "throughput_rps": med(f["rps_repeats"]), **f}
-               for n, f in figures.items()},
-            "settings": {"rounds": rounds, "seconds": seconds, "clients": clients,
-                         "client": f"one ab -k per registration, all at once ({len(names)} at a time)"}}

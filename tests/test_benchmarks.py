@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,18 +19,14 @@ from benchmarks.run import run
 
 
 @contextmanager
-def local_http_server(delay_s: float = 0.0) -> Iterator[tuple[str, list[tuple[str, float]]]]:
-    """A keep-alive HTTP/1.1 server on loopback: its URL and the (last path segment, time) of every POST;
-    a request with an X-Reject header gets 429."""
-    seen: list[tuple[str, float]] = []
+def local_http_server() -> Iterator[str]:
+    """A keep-alive HTTP/1.1 server on loopback (its URL); a request with an X-Reject header gets 429."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:  # noqa: N802 (stdlib name)
             self.rfile.read(int(self.headers["Content-Length"]))
-            seen.append((self.path.rsplit("/", 1)[-1], time.monotonic()))
-            time.sleep(delay_s)
             self.send_response(429 if self.headers.get("X-Reject") else 200)
             self.send_header("Connection", "keep-alive")  # ab -k speaks HTTP/1.0: it reuses only when told
             self.send_header("Content-Length", "2")
@@ -44,7 +39,7 @@ def local_http_server(delay_s: float = 0.0) -> Iterator[tuple[str, list[tuple[st
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", seen
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
 
@@ -149,11 +144,8 @@ def test_serving_rows_carry_the_issue_targets() -> None:
                "ours_over_stock_throughput": 1.0, "batching": {"text_minilm": batching},
                "stock_again": {**side, "throughput_rps": 480.0}, "stock_again_over_stock_throughput": 0.96,
                "stock_again_over_stock_p50": 1.02, "cpu_steal_share": {"median": 0.15, "max": 0.4},
-               "simultaneous": {"bench_ours": {"p50_ms": 4.0, "throughput_rps": 240.0},
-                                "bench_stock": {"p50_ms": 3.9, "throughput_rps": 250.0},
-                                "settings": {"rounds": 8, "seconds": 4}},
-               "ours_over_stock_throughput_simultaneous": 0.97, "ours_over_stock_p50_simultaneous": 1.04,
-               "stock_again_over_stock_throughput_simultaneous": 1.01, "stock_again_over_stock_p50_simultaneous": 0.99}
+               "ratios": {"ours_over_stock_throughput": {"median": 1.0, "ci95": [0.97, 1.03]},
+                          "stock_again_over_stock_throughput": {"median": 0.96, "ci95": [0.94, 0.99]}}}
     load = {"capacity_rps_8_clients": 400.0, "overload": {"offered_over_capacity": 2.0, "status_counts": {200: 9, 429: 9},
                                                          "p50_ms": 3.0, "p99_ms": 9.0, "offered_rps": 800.0,
                                                          "5xx": 0, "lost": 0}}
@@ -161,46 +153,19 @@ def test_serving_rows_carry_the_issue_targets() -> None:
               "started": "now", "sections": {"serving": {"status": "ok", "result": serving},
                                              "serving_load": {"status": "ok", "result": load}}}
     table = markdown(report)
-    assert "| req/s, 8 clients, unbatched (ab -k, median of 3 interleaved rounds' ratios) | 500 | 500 (stock BaseHandler) | 1 | ≥ 0.95 |" in table
+    # the ratio with the 95 % interval of its median over the rounds, where the run recorded one
+    assert ("| req/s, 8 clients, unbatched (ab -k, median of 3 interleaved rounds' ratios) | 500 | "
+            "500 (stock BaseHandler) | 1 (95 % interval 0.97-1.03) | ≥ 0.95 |") in table
     assert "| ≤ 1.1 |" in table and "| req/s, 16 clients, batched (8): text_minilm | 150 | 50 (unbatched) | 3 | ≥ 3 |" in table
     assert "| overload 5xx / lost | 0 / 0 |  |  | 0 / 0 |" in table
     # the A/A control (the same stock archive twice) and the hypervisor's share beside the targets they qualify
     assert ("| A/A control, req/s: the stock archive registered twice (CPU stolen by the hypervisor: median 15 %, "
-            "max 40 %) | 480 | 500 (stock BaseHandler) | 0.96 | report |") in table
+            "max 40 %) | 480 | 500 (stock BaseHandler) | 0.96 (95 % interval 0.94-0.99) | report |") in table
     assert "| A/A control, HTTP p50 ms | 1.5 | 1.5 (stock BaseHandler) | 1.02 | report |" in table
-    # the cross-check with every side in the same seconds carries the same targets
-    assert ("| req/s, 8 clients each, unbatched (all sides at once, median of 8 windows of 4 s) | 240 | "
-            "250 (stock BaseHandler) | 0.97 | ≥ 0.95 |") in table
-    assert "| HTTP p50 ms, 1 client each (all sides at once, median of 8 windows of 4 s) | 4 | 3.9 (stock BaseHandler) | 1.04 | ≤ 1.1 |" in table
-    assert "| A/A control at once, req/s | p50 |  |  | 1.01 | 0.99 | report |" in table
     # a quick run's latency round is too short for ab to give a p99: the row says so instead of failing
     quick = {**serving, "ours": {**side, "p99_ms": None}}
     report["sections"]["serving"]["result"] = quick
     assert "| HTTP p99 ms, 1 client, unbatched | None | 4 (stock BaseHandler) | n/a (too few requests) | report |" in markdown(report)
-
-
-def test_simultaneous_windows_drive_every_side_at_once(tmp_path: Path) -> None:
-    """benchmarks.served.simultaneous against a local HTTP server: each window's sides overlap in time (one
-    `ab` each, started together) and every window is counted per side."""
-    from types import SimpleNamespace
-
-    from benchmarks.served import _median, simultaneous
-
-    body = tmp_path / "body.bin"
-    body.write_bytes(b"x")
-    with local_http_server(delay_s=0.002) as (url, seen):
-        fake = SimpleNamespace(client=SimpleNamespace(url=lambda _api, path: f"{url}/{path}"), body=body,
-                               auth="X-Any: 1", content_type="application/octet-stream")
-        out = simultaneous(fake, ["a", "b"], rounds=2, seconds=1, clients=2)
-    assert out["settings"] == {"rounds": 2, "seconds": 1, "clients": 2,
-                               "client": "one ab -k per registration, all at once (2 at a time)"}
-    for side in ("a", "b"):
-        assert len(out[side]["rps_repeats"]) == len(out[side]["p50_repeats"]) == 2
-        assert out[side]["throughput_rps"] > 0 and out[side]["p50_ms"] >= 2.0
-    first_a = min(t for name, t in seen if name == "a")
-    first_b = min(t for name, t in seen if name == "b")
-    assert abs(first_a - first_b) < 0.5  # started together, not one window after the other
-    assert _median([None, 3.0, 1.0]) == 2.0 and _median([None]) is None
 
 
 def test_open_loop_client_sends_on_schedule_and_records_statuses() -> None:
@@ -209,7 +174,7 @@ def test_open_loop_client_sends_on_schedule_and_records_statuses() -> None:
 
     from benchmarks.openloop import run as open_loop
 
-    with local_http_server() as (base, _):
+    with local_http_server() as base:
         url = f"{base}/p"
         records = asyncio.run(open_loop(url, b"x", [], rate=50, seconds=0.4, connections=2))
         rejected = asyncio.run(open_loop(url, b"x", ["X-Reject: 1"], rate=50, seconds=0.2, connections=2))
@@ -238,4 +203,24 @@ def test_paired_ratio_takes_the_median_of_same_round_ratios() -> None:
     from benchmarks.serving_compare import paired_ratio
 
     ours, stock = {"rps_repeats": [450.0, 225.0, 500.0]}, {"rps_repeats": [500.0, 250.0, 250.0]}
-    assert paired_ratio(ours, stock, "rps_repeats") == pytest.approx(0.9)
+    ratio = paired_ratio(ours, stock, "rps_repeats")
+    assert ratio["median"] == pytest.approx(0.9) and ratio["rounds"] == [0.9, 0.9, 2.0]
+    assert ratio["ci95"] == pytest.approx([0.9, 2.0])  # 3 rounds cannot reach 95 %: the range
+
+
+def test_median_interval_is_the_binomial_order_statistics() -> None:
+    """The distribution-free 95 % interval of a median: of 24 rounds the 7th and 18th smallest
+    (P(Binomial(24, 1/2) <= 6) = 0.011 <= 0.025 < P(<= 7) = 0.032), the whole range for 8 rounds, and the
+    range again when too few rounds can reach 95 %; a round without a p99 does not break the median."""
+    import random
+
+    from benchmarks.served import _median
+    from benchmarks.serving_compare import median_interval
+
+    rounds = [float(v) for v in range(1, 25)]
+    random.Random(0).shuffle(rounds)
+    assert median_interval(rounds) == [7.0, 18.0]
+    assert median_interval(rounds, confidence=0.5) == [10.0, 15.0]  # P(<= 9) = 0.15 <= 0.25 < P(<= 10) = 0.27
+    assert median_interval([3.0, 1.0, 2.0, 8.0, 5.0, 4.0, 7.0, 6.0]) == [1.0, 8.0]
+    assert median_interval([2.0, 1.0, 3.0]) == [1.0, 3.0]
+    assert _median([None, 3.0, 1.0]) == 2.0 and _median([None]) is None
