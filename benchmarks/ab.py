@@ -38,7 +38,12 @@ def run_ab(url: str, body: Path, headers: Sequence[str], requests: int, clients:
     kinds = re.search(r"\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\)", out)
     failed_kinds = dict(zip(("connect", "receive", "length", "exceptions"), map(int, kinds.groups()))) if kinds else {}
     return {"complete": int(number("Complete requests")), "failed": int(number("Failed requests")),
-            "failed_kinds": failed_kinds, "ab_stderr": proc.stderr.strip().splitlines()[-5:],
+            "failed_kinds": failed_kinds, "ab_stderr": _head_and_tail(proc.stderr.strip().splitlines()),
             "non_2xx": int(number("Non-2xx responses")), "rps": number("Requests per second"),
             "p50_ms": percentiles.get(50), "p99_ms": percentiles.get(99), "clients": clients,
             "sent": requests}
+
+
+def _head_and_tail(lines: list[str]) -> list[str]:
+    """ab's first stderr line (why it refused: then comes its usage text) and its last four."""
+    return lines if len(lines) <= 5 else [lines[0], *lines[-4:]]

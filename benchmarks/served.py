@@ -66,7 +66,7 @@ def drive(s: Served, name: str, requests: int, clients: int) -> dict[str, Any]:
                     s.content_type)
     if result["failed"] or result["non_2xx"] or not result["complete"]:
         raise RuntimeError(f"{name}: {result['failed']} failed, {result['non_2xx']} non-2xx of "
-                           f"{result['complete']} complete")
+                           f"{result['complete']} complete; ab said: {' / '.join(result['ab_stderr']) or 'nothing'}")
     return result
 
 
@@ -110,7 +110,7 @@ def interleaved(s: Served, names: list[str], warmup: int, repeats: int, sequenti
                 clients: int) -> dict[str, Any]:
     """Equal warm-up, then `repeats` rounds (order alternating) of `-c 1` (latency) and `-c clients` (throughput)."""
     for name in names * 2:  # two halves each, interleaved: the JVM warms on both sides alike
-        s.ab(name, max(1, warmup // 2), clients)
+        s.ab(name, max(clients, warmup // 2), clients)  # ab refuses fewer requests than clients (a quick run)
     runs: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {n: [] for n in names}
     for r in range(repeats):
         for name in names if r % 2 == 0 else names[::-1]:

@@ -41,15 +41,16 @@ def build_stock_mar(model_pt: Path, out_dir: Path, handler: Path = STOCK, name: 
     return out_dir / f"{name}.mar"
 
 
-def median_interval(values: list[float], confidence: float = 0.95) -> list[float]:
+def median_interval(values: list[float], confidence: float = 0.95) -> list[float] | None:
     """Distribution-free interval of the median: order statistics k and n-k+1, with k the largest such that
-    P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2 (it covers >= `confidence`); the range when n is too small."""
+    P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2 (it covers >= `confidence`); None when no interval of
+    n rounds reaches `confidence` (fewer than 6 rounds for 95 %)."""
     xs, n = sorted(values), len(values)
     k, tail = 0, 0.0
     while k < n and tail + comb(n, k) / 2**n <= (1 - confidence) / 2:
         tail += comb(n, k) / 2**n
         k += 1
-    return [xs[0], xs[-1]] if k == 0 else [xs[k - 1], xs[n - k]]
+    return [xs[k - 1], xs[n - k]] if k else None
 
 
 def paired_ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> dict[str, Any]:
