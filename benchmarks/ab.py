@@ -25,10 +25,15 @@ def run_ab(url: str, body: Path, headers: Sequence[str], requests: int, clients:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         table = Path(csv.name).read_text()
     out = proc.stdout
+    errors = proc.stderr.strip().splitlines()
 
     def number(label: str) -> float:
         found = re.search(rf"^{label}:\s+([0-9.]+)", out, re.M)
         return float(found.group(1)) if found else 0.0
+
+    if not number("Complete requests"):  # ab refused (e.g. -n < -c) or reached nothing: no figure to give
+        raise RuntimeError(f"ab -n {requests} -c {clients} {url}: 0 complete; ab said: "
+                           f"{errors[0] if errors else 'nothing'}")  # the reason comes first, then its usage text
 
     # ab's csv prints garbage (1e15 ms) past its last sample on short runs: nothing exceeds the whole run
     longest_ms = number("Time taken for tests") * 1000
@@ -38,12 +43,7 @@ def run_ab(url: str, body: Path, headers: Sequence[str], requests: int, clients:
     kinds = re.search(r"\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\)", out)
     failed_kinds = dict(zip(("connect", "receive", "length", "exceptions"), map(int, kinds.groups()))) if kinds else {}
     return {"complete": int(number("Complete requests")), "failed": int(number("Failed requests")),
-            "failed_kinds": failed_kinds, "ab_stderr": _head_and_tail(proc.stderr.strip().splitlines()),
+            "failed_kinds": failed_kinds, "ab_stderr": errors[-5:],
             "non_2xx": int(number("Non-2xx responses")), "rps": number("Requests per second"),
-            "p50_ms": percentiles.get(50), "p99_ms": percentiles.get(99), "clients": clients,
-            "sent": requests}
+            "p50_ms": percentiles.get(50), "p99_ms": percentiles.get(99), "clients": clients}
 
-
-def _head_and_tail(lines: list[str]) -> list[str]:
-    """ab's first stderr line (why it refused: then comes its usage text) and its last four."""
-    return lines if len(lines) <= 5 else [lines[0], *lines[-4:]]

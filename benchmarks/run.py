@@ -33,10 +33,7 @@ def _settings(quick: bool) -> dict[str, Any]:
     return {"train_repeats": 3, "train_steps": None, "data_epochs": 3, "data_repeats": 3, "startup_repeats": 3,
             "serving_requests": 200, "scoring_repeats": 3, "lm_data_repeats": 3, "lm_data_files": None,
             "lm_decode": (3, 128, 32), "lm_training": (3, 5, 30),
-            # thousands of warm-up requests per registration: TorchServe's p50 falls ~2x over the first ~6,600;
-            # many short rounds: one round's ratio spreads ±7-10 % (SD) and longer rounds do not shrink that, so
-            # 48 rounds of 800 requests pin the median within ~±1.5 % (its 95 % interval; 24 of 1500: ±6 %)
-            "serving_compare": {"warmup": 4000, "repeats": 48, "sequential": 300, "requests": 800},
+            "serving_compare": {},  # serving_compare.bench's defaults (its docstring says why those)
             "batching": {"text_minilm": {"requests": 800, "repeats": 3, "warmup": 400},
                          "digits_cnn": {"requests": 3000, "repeats": 3, "warmup": 2000}},
             "serving_load": {"seconds": 10.0, "warmup": 4000, "repeats": 3}}

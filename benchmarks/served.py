@@ -61,12 +61,12 @@ class Served:
 
 
 def drive(s: Served, name: str, requests: int, clients: int) -> dict[str, Any]:
-    """One `ab -k` against registration `name`; raises unless every request got a 2xx."""
+    """One `ab -k` against registration `name`; raises unless every request got a 2xx (run_ab: unless any did)."""
     result = run_ab(s.client.url("inference", f"predictions/{name}"), s.body, [s.auth], requests, clients,
                     s.content_type)
-    if result["failed"] or result["non_2xx"] or not result["complete"]:
+    if result["failed"] or result["non_2xx"]:
         raise RuntimeError(f"{name}: {result['failed']} failed, {result['non_2xx']} non-2xx of "
-                           f"{result['complete']} complete; ab said: {' / '.join(result['ab_stderr']) or 'nothing'}")
+                           f"{result['complete']} complete")
     return result
 
 
