@@ -46,4 +46,3 @@ def run_ab(url: str, body: Path, headers: Sequence[str], requests: int, clients:
             "failed_kinds": failed_kinds, "ab_stderr": errors[-5:],
             "non_2xx": int(number("Non-2xx responses")), "rps": number("Requests per second"),
             "p50_ms": percentiles.get(50), "p99_ms": percentiles.get(99), "clients": clients}
-
