@@ -34,8 +34,8 @@ def _settings(quick: bool) -> dict[str, Any]:
             "serving_requests": 200, "scoring_repeats": 3, "lm_data_repeats": 3, "lm_data_files": None,
             "lm_decode": (3, 128, 32), "lm_training": (3, 5, 30),
             "serving_compare": {},  # serving_compare.bench's defaults (its docstring says why those)
-            "batching": {"text_minilm": {"requests": 800, "repeats": 3, "warmup": 400},
-                         "digits_cnn": {"requests": 3000, "repeats": 3, "warmup": 2000}},
+            "batching": {"text_minilm": {},  # serving_batching.bench's defaults (its docstring says why)
+                         "digits_cnn": {"requests": 1000, "warmup": 2000}},
             "serving_load": {"seconds": 10.0, "warmup": 4000, "repeats": 3}}
 
 

@@ -12,6 +12,7 @@ import statistics
 import tempfile
 import time
 from contextlib import contextmanager
+from math import comb
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -132,6 +133,25 @@ def interleaved(s: Served, names: list[str], warmup: int, repeats: int, sequenti
                        "requests": requests, "clients": clients, "client": "ab -k (ApacheBench, keep-alive)",
                        "load_average_1m": round(os.getloadavg()[0], 2)}
     return out
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> list[float] | None:
+    """Distribution-free interval of the median: order statistics k and n-k+1, with k the largest such that
+    P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2 (it covers >= `confidence`); None when no interval of
+    n rounds reaches `confidence` (fewer than 6 rounds for 95 %)."""
+    xs, n = sorted(values), len(values)
+    k, tail = 0, 0.0
+    while k < n and tail + comb(n, k) / 2**n <= (1 - confidence) / 2:
+        tail += comb(n, k) / 2**n
+        k += 1
+    return [xs[k - 1], xs[n - k]] if k else None
+
+
+def paired_ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> dict[str, Any]:
+    """a's figure / b's figure round by round (`key`: rps_repeats, p50_repeats): their median and its interval."""
+    ratios = [x / y for x, y in zip(a[key], b[key])]
+    return {"median": statistics.median(ratios), "ci95": median_interval(ratios),
+            "rounds": [round(r, 3) for r in ratios]}
 
 
 def _median(values: Iterable[float | None]) -> float | None:

@@ -15,18 +15,16 @@ the hypervisor's share of the CPU meanwhile). CPU ms per request of the frontend
 """
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import tempfile
-from math import comb
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO
 from benchmarks.exported import Exported
 from benchmarks.handler_bench import bench_archive
-from benchmarks.served import interleaved, served
+from benchmarks.served import interleaved, paired_ratio, served
 
 STOCK = REPO / "benchmarks" / "stock_handler.py"
 
@@ -39,25 +37,6 @@ def build_stock_mar(model_pt: Path, out_dir: Path, handler: Path = STOCK, name: 
                     "--handler", str(handler), *extra, "--export-path", str(out_dir), "-f"],
                    check=True, capture_output=True)
     return out_dir / f"{name}.mar"
-
-
-def median_interval(values: list[float], confidence: float = 0.95) -> list[float] | None:
-    """Distribution-free interval of the median: order statistics k and n-k+1, with k the largest such that
-    P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2 (it covers >= `confidence`); None when no interval of
-    n rounds reaches `confidence` (fewer than 6 rounds for 95 %)."""
-    xs, n = sorted(values), len(values)
-    k, tail = 0, 0.0
-    while k < n and tail + comb(n, k) / 2**n <= (1 - confidence) / 2:
-        tail += comb(n, k) / 2**n
-        k += 1
-    return [xs[k - 1], xs[n - k]] if k else None
-
-
-def paired_ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> dict[str, Any]:
-    """a's figure / b's figure round by round (`key`: rps_repeats, p50_repeats): their median and its interval."""
-    ratios = [x / y for x, y in zip(a[key], b[key])]
-    return {"median": statistics.median(ratios), "ci95": median_interval(ratios),
-            "rounds": [round(r, 3) for r in ratios]}
 
 
 def bench(exported: Exported, warmup: int = 4000, repeats: int = 48, sequential: int = 300, requests: int = 800,
