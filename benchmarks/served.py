@@ -3,7 +3,8 @@
 Shared by the serving figures (benchmarks/serving_compare.py: ours vs the stock handler; serving_batching.py:
 batched vs unbatched). Every registration gets the same warm-up (the JVM's JIT and TorchScript's profiling
 executor speed up over the first thousands of requests) and the repeats alternate the order, so neither side
-is measured on a colder or a busier server.
+is measured on a colder or a busier server. Each ratio is the median of the per-round ratios with the
+distribution-free 95 % interval of that median (`paired_ratio`).
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Both registrations warmed alike and measured in alternating rounds (benchmarks/served.py). The ratio is the
 median of the per-round ratios (a batched round over the unbatched round beside it) with the 95 % interval
-of that median: the unbatched side's rounds move by ±10 % on this 2-core machine (text_minilm: 84-95 req/s
+of that median: the unbatched side's rounds move by up to ±14 % on this 2-core machine (text_minilm: 75-99 req/s
 within one run), so 3 rounds could land on either side of a 3x bar. Beside the HTTP figure, the in-process
 time per request at batch 1 and 8 through TorchServe's worker code (benchmarks/handler_bench.py): the most
 batching can save inside the worker, so the figure shows where the time goes (forward pass vs per-request
