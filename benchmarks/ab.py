@@ -31,7 +31,8 @@ def run_ab(url: str, body: Path, headers: Sequence[str], requests: int, clients:
         found = re.search(rf"^{label}:\s+([0-9.]+)", out, re.M)
         return float(found.group(1)) if found else 0.0
 
-    if not number("Complete requests"):  # ab refused (e.g. -n < -c) or reached nothing: no figure to give
+    complete = int(number("Complete requests"))
+    if not complete:  # ab refused (e.g. -n < -c) or reached nothing: no figure to give
         raise RuntimeError(f"ab -n {requests} -c {clients} {url}: 0 complete; ab said: "
                            f"{errors[0] if errors else 'nothing'}")  # the reason comes first, then its usage text
 
@@ -42,7 +43,7 @@ def run_ab(url: str, body: Path, headers: Sequence[str], requests: int, clients:
     # ab's own breakdown of "Failed requests" (Connect, Receive, Length, Exceptions) and its stderr lines
     kinds = re.search(r"\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\)", out)
     failed_kinds = dict(zip(("connect", "receive", "length", "exceptions"), map(int, kinds.groups()))) if kinds else {}
-    return {"complete": int(number("Complete requests")), "failed": int(number("Failed requests")),
+    return {"complete": complete, "failed": int(number("Failed requests")),
             "failed_kinds": failed_kinds, "ab_stderr": errors[-5:],
             "non_2xx": int(number("Non-2xx responses")), "rps": number("Requests per second"),
             "p50_ms": percentiles.get(50), "p99_ms": percentiles.get(99), "clients": clients}

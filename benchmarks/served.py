@@ -155,6 +155,12 @@ def paired_ratio(a: dict[str, Any], b: dict[str, Any], key: str) -> dict[str, An
             "rounds": [round(r, 3) for r in ratios]}
 
 
+def ratio_fields(ratios: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A figure's `paired_ratio`s as result fields: each median under its own name (what the report's ratio
+    column and earlier result files read) and all of them, intervals and rounds too, under "ratios"."""
+    return {**{name: r["median"] for name, r in ratios.items()}, "ratios": ratios}
+
+
 def _median(values: Iterable[float | None]) -> float | None:
     """The median of the values ab could give (a run of fewer than ~100 requests has no p99), None if none."""
     known = [v for v in values if v is not None]

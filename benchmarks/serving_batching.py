@@ -14,7 +14,7 @@ from typing import Any
 
 from benchmarks.exported import Exported
 from benchmarks.handler_bench import bench_archive
-from benchmarks.served import interleaved, paired_ratio, served
+from benchmarks.served import interleaved, paired_ratio, ratio_fields, served
 
 
 def bench(exported: Exported, content_type: str, requests: int = 400, repeats: int = 24, warmup: int = 400,
@@ -27,9 +27,9 @@ def bench(exported: Exported, content_type: str, requests: int = 400, repeats: i
         runs = interleaved(s, ["bench_b1", "bench_b8"], warmup, repeats, 0, requests, clients)
     in_process = bench_archive(exported.mar, repeats=in_process_repeats, warmup=10)
     one, eight = in_process["batch_1"]["wall_ms_per_request"], in_process["batch_8"]["wall_ms_per_request"]
-    ratio = paired_ratio(runs["bench_b8"], runs["bench_b1"], "rps_repeats")
+    ratios = {"batched_over_unbatched": paired_ratio(runs["bench_b8"], runs["bench_b1"], "rps_repeats")}
     return {"unbatched": runs["bench_b1"], "batched": runs["bench_b8"], **runs["settings"],
             "batch_size": batch_size, "max_batch_delay_ms": max_batch_delay,
-            "batched_over_unbatched": ratio["median"], "ratios": {"batched_over_unbatched": ratio},
+            **ratio_fields(ratios),
             "in_process_ms_per_request": {"batch_1": one, "batch_8": eight, "batch_1_over_batch_8": one / eight},
             "target": 3.0}

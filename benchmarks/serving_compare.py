@@ -24,7 +24,7 @@ from typing import Any
 from benchmarks.common import REPO
 from benchmarks.exported import Exported
 from benchmarks.handler_bench import bench_archive
-from benchmarks.served import interleaved, paired_ratio, served
+from benchmarks.served import interleaved, paired_ratio, ratio_fields, served
 
 STOCK = REPO / "benchmarks" / "stock_handler.py"
 
@@ -64,5 +64,5 @@ def bench(exported: Exported, warmup: int = 4000, repeats: int = 48, sequential:
               "stock_again_over_stock_throughput": paired_ratio(again, stock, "rps_repeats"),
               "stock_again_over_stock_p50": paired_ratio(again, stock, "p50_repeats")}
     return {"ours": ours, "stock": stock, "stock_topk": topk, "stock_again": again, **runs["settings"],
-            **{k: v["median"] for k, v in ratios.items()}, "ratios": ratios,
+            **ratio_fields(ratios),
             "target_throughput": 0.95, "target_p50": 1.1}

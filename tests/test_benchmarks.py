@@ -242,8 +242,7 @@ def test_median_interval_is_the_binomial_order_statistics() -> None:
     not break the median."""
     import random
 
-    from benchmarks.served import _median
-    from benchmarks.served import median_interval
+    from benchmarks.served import _median, median_interval
 
     rounds = [float(v) for v in range(1, 25)]
     random.Random(0).shuffle(rounds)
