@@ -14,3 +14,23 @@ class ConfigError(UserError, ValueError):
 
 class DiskFull(UserError, OSError):
     """A write found no space (ENOSPC/EDQUOT): the message names the file and its file system."""
+
+
+class DataError(UserError, ValueError):
+    """The data cannot serve the config (no rows, an empty split, a column without values): names the fix."""
+
+
+class MissingPathError(UserError, FileNotFoundError):
+    """A file or folder the config names does not exist."""
+
+
+def user_error_in(err: BaseException) -> UserError | None:
+    """The UserError that caused `err` (itself, or one wrapped by Hydra's instantiate or an OmegaConf resolver)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, UserError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None

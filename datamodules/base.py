@@ -11,6 +11,7 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
 from core import rundir
+from core.errors import ConfigError, DataError
 from datamodules.checks.config import load_checks_config
 from datamodules.cv import check_fold, cv_splits
 from datamodules.epoch_state import EpochResumeMixin
@@ -23,6 +24,8 @@ SPLITS = ("train", "val", "test")
 
 class ClassificationDataModule(EpochResumeMixin, LightningDataModule):
     """Subclasses list their items (`_load`); this class splits, reports, and serves loaders."""
+
+    task: str | None = "classification"  # the task the data is for (trainers.tasks.TASKS); tabular: set by setup
 
     def __init__(
         self,
@@ -39,6 +42,8 @@ class ClassificationDataModule(EpochResumeMixin, LightningDataModule):
     ) -> None:
         super().__init__()
         check_fold(cv_fold, cv_folds)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"datamodule.batch_size={batch_size!r} must be a positive integer")
         self.cv_folds = cv_folds  # k-fold cross-validation: fold cv_fold of cv_folds (datamodules/cv.py)
         self.cv_fold = cv_fold
         # thresholds: checked here (a typo fails at once); the checks run once per training run, on rank 0
@@ -95,7 +100,8 @@ class ClassificationDataModule(EpochResumeMixin, LightningDataModule):
             )
         for split in SPLITS:
             if not self.splits.get(split):
-                raise ValueError(f"{type(self).__name__}: the {split} split is empty; add data or adjust fractions")
+                raise DataError(f"{type(self).__name__}: the {split} split is empty; add data or adjust "
+                              "datamodule.val_fraction / test_fraction")
             self.datasets[split] = self._make_dataset(split, self.splits[split])
         self._ready = True
 

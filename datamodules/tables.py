@@ -6,6 +6,8 @@ from typing import Sequence
 
 import pandas as pd
 
+from core.errors import ConfigError, MissingPathError
+
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 
 
@@ -18,7 +20,7 @@ def read_table(path: Path, na_values: Sequence[str] | None = None) -> pd.DataFra
     path = Path(path)
     suffix = path.suffix.lower()
     if not path.exists():
-        raise FileNotFoundError(f"data file {path} does not exist")
+        raise MissingPathError(f"data file {path} does not exist")
     extra = [str(v) for v in na_values or []]
     if suffix == ".csv":
         return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=["", *extra])
@@ -27,6 +29,6 @@ def read_table(path: Path, na_values: Sequence[str] | None = None) -> pd.DataFra
     elif suffix == ".parquet":
         frame = pd.read_parquet(path)
     else:
-        raise ValueError(f"unsupported data file {path}: use .csv, .jsonl or .parquet")
+        raise ConfigError(f"unsupported data file {path}: use .csv, .jsonl or .parquet")
     # JSON null / Parquet null are missing already; configured strings become missing the same way
     return frame.mask(frame.isin(extra)) if extra else frame

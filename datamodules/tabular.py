@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from core import rundir
+from core.errors import ConfigError, DataError
 from datamodules.base import SPLITS, ClassificationDataModule
 from runtime.preprocessing import SPEC_FILENAME, PreprocessSpec
 from datamodules.records import BadRecord, as_dicts, check_bad_records
@@ -58,15 +59,17 @@ def frame_rows(path: Path) -> list[dict[str, Any]]:
 class TabularDataModule(ClassificationDataModule):
     """datamodule=tabular: train_file (+ test_file, else a seeded test split), target, task, column roles."""
 
+    net_module = "trainers.nets.tabular"  # the nets that read these batches (x_num, x_cat)
+
     def __init__(self, train_file: str, target: str, test_file: str | None = None, task: str | None = None,
                  numeric: Sequence[str] | None = None, categorical: Sequence[str] | None = None,
                  drop: Sequence[str] | None = None, id_column: str | None = None, min_frequency: int = 1,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if task not in (None, "classification", "regression"):
-            raise ValueError(f"datamodule.task={task!r}: use classification, regression or leave it unset")
+            raise ConfigError(f"datamodule.task={task!r}: use classification, regression or leave it unset")
         if min_frequency < 1:
-            raise ValueError(f"datamodule.min_frequency={min_frequency} must be >= 1")
+            raise ConfigError(f"datamodule.min_frequency={min_frequency} must be >= 1")
         self.train_file = Path(train_file)
         self.test_file = Path(test_file) if test_file else None
         self.target = target
@@ -104,7 +107,7 @@ class TabularDataModule(ClassificationDataModule):
         if self.test_file:
             self._hash.update(self.test_file.read_bytes())
         if not train_rows:
-            raise ValueError(f"{self.train_file} has no rows")
+            raise DataError(f"datamodule.train_file={self.train_file} has no rows")
         columns = {c: [r.get(c) for r in train_rows] for c in train_rows[0]}
         roles = infer_roles(columns, self.target, self.configured["task"], self.configured["numeric"],
                             self.configured["categorical"], self.configured["drop"], self.configured["id_column"])
@@ -118,7 +121,7 @@ class TabularDataModule(ClassificationDataModule):
             for number, row in enumerate(rows, start=1):
                 missing = [c for c in (*roles.numeric, *roles.categorical, roles.target) if c not in row]
                 if missing:
-                    raise KeyError(f"{source} lacks columns {missing} of the training table")
+                    raise DataError(f"{source} lacks columns {missing} of the training table: every file needs the same columns")
                 key = row.get(roles.id_column) if roles.id_column else None
                 where = f"{source.name}:{key if key is not None else number}"
                 self.total_records += 1
@@ -161,7 +164,7 @@ class TabularDataModule(ClassificationDataModule):
                                                               "test": self.test_fraction}, self.seed)
         for split in SPLITS:
             if not self.splits.get(split):
-                raise ValueError(f"{type(self).__name__}: the {split} split is empty; add data or adjust fractions")
+                raise DataError(f"{type(self).__name__}: the {split} split is empty; add data or adjust fractions")
         self.spec = self._fit()
         for split in SPLITS:
             self.datasets[split] = self._make_dataset(split, self.splits[split])

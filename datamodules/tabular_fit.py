@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from core.errors import ConfigError, DataError
 from runtime.tabular import CategoricalColumn, NumericColumn, RowError, TabularSpec, parse_category, parse_number
 
 NUMERIC_SHARE = 0.95        # a column is numeric when this share of its non-missing cells parse as numbers
@@ -49,11 +50,12 @@ def infer_roles(columns: dict[str, list[Any]], target: str, task: str | None, nu
                 categorical: Sequence[str] | None, drop: Sequence[str] | None, id_column: str | None) -> Roles:
     """Configured roles win; every other column gets a role from its values, with the reason recorded."""
     if target not in columns:
-        raise KeyError(f"datamodule.target={target!r} is not a column; columns: {sorted(columns)}")
+        raise ConfigError(f"datamodule.target={target!r} is not a column of the table; its columns: {sorted(columns)}")
     configured = {*(numeric or []), *(categorical or []), *(drop or []), *([id_column] if id_column else [])}
     missing = sorted(c for c in configured if c not in columns)
     if missing:
-        raise KeyError(f"configured columns {missing} are not in the table; columns: {sorted(columns)}")
+        raise ConfigError(f"datamodule.numeric/categorical/drop/id_column name {missing}, not columns of the table; "
+                          f"its columns: {sorted(columns)}")
     roles = Roles(task=task or "", target=target, numeric=list(numeric or []), categorical=list(categorical or []),
                   drop=list(drop or []), id_column=id_column)
     if task is None:
@@ -85,7 +87,7 @@ def infer_roles(columns: dict[str, list[Any]], target: str, task: str | None, nu
             roles.categorical.append(name)
             roles.inferred[name] = f"categorical: {distinct} distinct strings"
     if not roles.numeric and not roles.categorical:
-        raise ValueError("no feature columns left: set datamodule.numeric / datamodule.categorical")
+        raise ConfigError("no feature columns left: set datamodule.numeric / datamodule.categorical")
     return roles
 
 
@@ -96,7 +98,7 @@ def fit_spec(rows: Sequence[dict[str, Any]], roles: Roles, labels: list[str], mi
     for name in roles.numeric:
         present = np.array([parse_number(name, r[name]) for r in rows if not is_missing(r[name])], dtype=np.float64)
         if present.size == 0:
-            raise ValueError(f"numeric column {name!r} has no value in the training split")
+            raise DataError(f"numeric column {name!r} has no value in the training split: drop it (datamodule.drop=[{name}])")
         median = float(np.median(present))
         filled = np.concatenate([present, np.full(len(rows) - present.size, median)])
         std = float(filled.std())
@@ -107,7 +109,7 @@ def fit_spec(rows: Sequence[dict[str, Any]], roles: Roles, labels: list[str], mi
         present = [parse_category(name, r[name]) for r in rows if not is_missing(r[name])]
         counts = Counter(present)
         if not counts:
-            raise ValueError(f"categorical column {name!r} has no value in the training split")
+            raise DataError(f"categorical column {name!r} has no value in the training split: drop it (datamodule.drop=[{name}])")
         # most common first, ties by name: the order (and so the embedding rows) is reproducible
         ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         vocab = [value for value, n in ordered if n >= min_frequency]

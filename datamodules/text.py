@@ -8,6 +8,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from core.errors import ConfigError, DataError
 from datamodules.base import ClassificationDataModule
 from datamodules.hf_assets import resolve_model_dir
 from runtime.preprocessing import BadInputError, PreprocessSpec, clean_text, load_tokenizer, tokenize
@@ -48,6 +49,9 @@ class TextClassificationDataModule(ClassificationDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+            raise ConfigError(f"datamodule.max_length={max_length!r} must be an integer >= 2 (the tokenizer's "
+                              "[CLS] and [SEP] take two tokens)")
         self.na_values = list(na_values) if na_values else None  # strings that mean "missing" beyond empty cells
         self.train_file = Path(train_file)
         self.test_file = Path(test_file) if test_file else None
@@ -73,7 +77,7 @@ class TextClassificationDataModule(ClassificationDataModule):
         frame = read_table(path, self.na_values)
         for column in (self.text_column, self.label_column, self.id_column):
             if column and column not in frame.columns:
-                raise KeyError(
+                raise ConfigError(
                     f"{path} has no column {column!r}; its columns are {list(frame.columns)} "
                     "(set datamodule.text_column / label_column / id_column)"
                 )
@@ -104,7 +108,8 @@ class TextClassificationDataModule(ClassificationDataModule):
         if self.fixed_labels:
             unknown = set(seen) - set(self.fixed_labels)
             if unknown:
-                raise ValueError(f"labels {sorted(unknown)} are not in datamodule.labels={self.fixed_labels}")
+                raise DataError(f"labels {sorted(unknown)} are not in datamodule.labels={self.fixed_labels}: add them "
+                                "there, or drop datamodule.labels to take every label the data has")
             self.labels = self.fixed_labels
         else:
             self.labels = seen

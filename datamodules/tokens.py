@@ -33,6 +33,8 @@ TOKENIZER_ARTIFACT = rundir.TOKENIZER_FILE
 class TokensDataModule(EpochResumeMixin, LightningDataModule):
     """Token shards → packed windows; a disjoint, seeded share per rank; exact mid-epoch resume."""
 
+    task = "language_modeling"  # the task the data is for (trainers.tasks.TASKS)
+
     def __init__(
         self,
         data_dir: str | None = None,

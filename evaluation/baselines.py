@@ -15,6 +15,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from core.figures import new_figure, save_png
+from core.errors import ConfigError
 
 BASELINES = ("logistic_regression", "random_forest", "gradient_boosting")
 METRICS = ("accuracy", "f1_macro")
@@ -37,7 +38,7 @@ def make_baseline(name: str, kind: str, seed: int) -> Pipeline:
         "gradient_boosting": HistGradientBoostingClassifier(max_iter=100, random_state=seed),
     }
     if name not in models:
-        raise ValueError(f"unknown baseline {name!r}; choose from {list(models)}")
+        raise ConfigError(f"unknown baseline {name!r}; choose from {list(models)}")
     if kind == "text" and name == "gradient_boosting":
         features.append(FunctionTransformer(_to_dense, accept_sparse=True))
     return make_pipeline(*features, models[name])
@@ -63,7 +64,7 @@ def run_baselines(train_x: Any, train_y: np.ndarray, test_x: Any, test_y: np.nda
 def compare(deep: dict[str, float], baselines: dict[str, dict[str, float]], metric: str) -> dict[str, Any]:
     """The best baseline by `metric` and the deep model's margin over it on every metric."""
     if metric not in METRICS:
-        raise ValueError(f"baselines.metric={metric!r}: use one of {list(METRICS)}")
+        raise ConfigError(f"baselines.metric={metric!r}: use one of {list(METRICS)}")
     best = max(baselines, key=lambda n: baselines[n][metric])
     return {"best": best, "metric": metric,
             "margin": {m: deep[m] - baselines[best][m] for m in METRICS}}

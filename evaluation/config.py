@@ -48,8 +48,10 @@ class ExplanationsConfig:
 @dataclass
 class BaselinesConfig:
     enabled: bool = True
-    models: list[str] = field(default_factory=lambda: ["logistic_regression", "random_forest", "gradient_boosting"])
-    metric: str = "accuracy"         # best baseline and the deep model's margin are judged on this
+    # None: the data's own set (images/text: logistic_regression, random_forest, gradient_boosting; tables:
+    # linear, random_forest, xgboost, lightgbm)
+    models: Optional[list[str]] = None
+    metric: Optional[str] = None     # the best baseline and the margin are judged on it; None: accuracy (r2 regression)
 
 
 @dataclass

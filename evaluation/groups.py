@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from core.errors import ConfigError
+
 if TYPE_CHECKING:
     from evaluation.predictions import EvaluationData
 
@@ -39,7 +41,7 @@ def _median_split(train: np.ndarray, evaluated: np.ndarray, high: str, low: str)
 
 def _ink_density(data: "EvaluationData", split: str) -> GroupAttribute:
     if data.kind != "image":
-        raise ValueError("fairness.group=ink_density needs an image dataset; use text_length or column:NAME for text")
+        raise ConfigError("fairness.group=ink_density needs an image dataset; use text_length or column:NAME for text")
     ink = {s: data.raw_pixels(s).mean(axis=(1, 2, 3)) for s in ("train", split)}
     values, threshold = _median_split(ink["train"], ink[split], "ink_heavy", "ink_light")
     return GroupAttribute("ink_density", values,
@@ -49,7 +51,7 @@ def _ink_density(data: "EvaluationData", split: str) -> GroupAttribute:
 
 def _text_length(data: "EvaluationData", split: str) -> GroupAttribute:
     if data.kind != "text":
-        raise ValueError("fairness.group=text_length needs a text dataset; use ink_density for images")
+        raise ConfigError("fairness.group=text_length needs a text dataset; use ink_density for images")
     words = {s: np.array([len(t.split()) for t in data.features(s)]) for s in ("train", split)}
     values, threshold = _median_split(words["train"], words[split], "long", "short")
     return GroupAttribute("text_length", values,
@@ -63,13 +65,13 @@ def column_values(data: "EvaluationData", column: str) -> dict[str, object]:
     dm = data.datamodule
     files = [f for f in (getattr(dm, "train_file", None), getattr(dm, "test_file", None)) if f]
     if not files:
-        raise ValueError(f"fairness.group=column:{column} needs a tabular (text) dataset; images have no columns: "
+        raise ConfigError(f"fairness.group=column:{column} needs a tabular (text) dataset; images have no columns: "
                          "use ink_density")
     out: dict[str, object] = {}
     for path in files:
         frame = read_table(path, getattr(dm, "na_values", None))
         if column not in frame.columns:
-            raise KeyError(f"fairness.group=column:{column}: {path} has no such column; its columns are "
+            raise ConfigError(f"fairness.group=column:{column}: {path} has no such column; its columns are "
                            f"{list(frame.columns)}")
         keys = frame[dm.id_column] if dm.id_column else pd.Series(range(1, len(frame) + 1))
         out.update({f"{path.name}:{k}": v for k, v in zip(keys, frame[column])})
@@ -102,4 +104,4 @@ def resolve_groups(spec: str, data: "EvaluationData", split: str = "test", max_g
         return _text_length(data, split)
     if spec.startswith("column:") and spec[len("column:"):]:
         return _column(data, split, spec[len("column:"):], max_groups)
-    raise ValueError(f"fairness.group={spec!r}: use auto, {', '.join(DERIVED)} or column:NAME")
+    raise ConfigError(f"fairness.group={spec!r}: use auto, {', '.join(DERIVED)} or column:NAME")

@@ -7,6 +7,7 @@ from typing import Any, Callable
 
 import yaml
 
+from core.errors import MissingPathError
 from core.rundir import RunDir
 from trainers.rundir import atomic_write_text
 
@@ -250,7 +251,7 @@ def write_model_card(run_dir: Path) -> Path:
     """Write RUN_DIR/MODEL_CARD.md (atomically) and return its path."""
     run_dir = Path(run_dir)
     if not RunDir(run_dir).info_path.is_file() and not RunDir(run_dir).config_path.is_file():
-        raise FileNotFoundError(f"{run_dir} has neither run.json nor config.yaml: not a Shipyard run directory")
+        raise MissingPathError(f"{run_dir} has neither run.json nor config.yaml: not a Shipyard run directory")
     path = RunDir(run_dir).model_card_path
     atomic_write_text(path, render_model_card(run_dir))
     return path

@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from datamodules.base import ClassificationDataModule
+from core.errors import DataError, MissingPathError
 from core.rundir import RunDir
 from trainers.checkpoints import load_net_state_dict, resolve_checkpoint
 from trainers.tasks import run_task, task_class
@@ -25,8 +26,8 @@ def load_run_config(run_dir: Path) -> DictConfig:
     """The resolved config.yaml a run saved."""
     run = RunDir(run_dir)
     if not run.config_path.is_file():
-        raise FileNotFoundError(f"{run.config_path} does not exist: run_dir must be a Shipyard run directory "
-                                "(with config.yaml)")
+        raise MissingPathError(f"{run.config_path} does not exist: run_dir must be a Shipyard run directory "
+                               "(with config.yaml)")
     return run.read_config()
 
 
@@ -133,8 +134,8 @@ def load_evaluation_data(run_dir: str | Path, splits: tuple[str, ...] = ("val", 
     for split in splits:
         ids = [datamodule.item_ids[i] for i in datamodule.splits[split]]
         if saved is not None and saved.get(split) != ids:
-            raise ValueError(f"the rebuilt {split} split differs from {run_dir}/data/splits.json: the data or the "
-                             "split settings changed since training; evaluate with the data the run used")
+            raise DataError(f"the rebuilt {split} split differs from {run_dir}/data/splits.json: the data or the "
+                            "split settings changed since training; evaluate with the data the run used")
     chosen = resolve_checkpoint(run_dir, "best")
     checkpoint = chosen.path
     net = load_net(cfg, checkpoint)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.errors import ConfigError
+
 EXIT_PASS = 0
 EXIT_FAIL = 3  # distinct from a crash (1) and a bad config (2), so CI can tell "worse model" from "broken"
 
@@ -43,10 +45,10 @@ NOT_SET = "NOT SET"  # no threshold configured: the metric is reported, nothing 
 def verdict(report: dict[str, Any], metric: str, threshold: float | None, mode: str = "max") -> dict[str, Any]:
     """PASS when the metric is >= threshold (mode max) or <= threshold (mode min); NOT SET without a threshold."""
     if mode not in ("max", "min"):
-        raise ValueError(f"success.mode={mode!r}: use max (higher is better) or min")
+        raise ConfigError(f"success.mode={mode!r}: use max (higher is better) or min")
     metrics = flat_metrics(report)
     if metric not in metrics:
-        raise KeyError(f"success.metric={metric!r} is not in the report; available: {sorted(metrics)}")
+        raise ConfigError(f"success.metric={metric!r} is not in the report; available: {sorted(metrics)}")
     value = metrics[metric]
     if threshold is None:
         result = NOT_SET

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from core.errors import ConfigError
+
 from runtime.tabular import TabularSpec, encode_rows
 
 BASELINES = ("linear", "random_forest", "xgboost", "lightgbm")
@@ -82,7 +84,7 @@ def run_tabular_baselines(data: Any, score: Callable[[np.ndarray, np.ndarray], d
     models = _models(dm.task, int(data.cfg.get("seed", 0)))
     unknown = sorted(set(names) - set(models))
     if unknown:
-        raise ValueError(f"unknown tabular baselines {unknown}; choose from {list(models)}")
+        raise ConfigError(f"unknown tabular baselines {unknown}; choose from {list(models)}")
     results = {}
     for name in names:
         started = time.time()

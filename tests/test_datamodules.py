@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from core.errors import ConfigError
 from datamodules.digits import DigitsDataModule
 from datamodules.image_folder import ImageFolderDataModule
 from datamodules.records import TooManyBadRecords
@@ -88,7 +89,7 @@ def test_text_parquet_and_missing_column_message(tmp_path):
     path = tmp_path / "d.parquet"
     pd.DataFrame({"body": ["a b c"] * 10 + ["x y z"] * 10, "y": ["a"] * 10 + ["b"] * 10}).to_parquet(path)
     dm = TextClassificationDataModule(train_file=str(path), text_column="text", label_column="y")
-    with pytest.raises(KeyError, match=r"no column 'text'.*'body'"):
+    with pytest.raises(ConfigError, match=r"no column 'text'.*'body'"):
         dm.setup()
     dm = TextClassificationDataModule(train_file=str(path), text_column="body", label_column="y",
                                       val_fraction=0.2, test_fraction=0.2)

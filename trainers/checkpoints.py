@@ -22,7 +22,7 @@ from typing import Any, Literal
 import torch
 
 from core.atomic import atomic_write_bytes
-from core.errors import UserError
+from core.errors import MissingPathError, UserError
 from core.rundir import CHECKPOINT_DIR, COMPLETE_MARKER, RunDir, is_complete_checkpoint
 from trainers.safe_load import CheckpointRefused, deepspeed_globals, forced_weights_only, safe_torch_load, safe_unpickle
 
@@ -90,21 +90,21 @@ def checkpoint_kind(path: str | Path) -> CheckpointKind:
     """What wrote this checkpoint, from its layout; an unknown layout is a clear error."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise MissingPathError(f"checkpoint {path} does not exist")
     if path.is_file():
         return "lightning"
     if (path / DEEPSPEED_LATEST).is_file():
         return "deepspeed"
     if (path / DCP_METADATA).is_file():
         return "dcp"
-    raise ValueError(f"{path} is a folder but neither a DeepSpeed checkpoint (no '{DEEPSPEED_LATEST}' file) nor a "
-                     f"torch distributed checkpoint (no '{DCP_METADATA}'); pass a .ckpt file or a checkpoint folder")
+    raise CheckpointError(f"{path} is a folder but neither a DeepSpeed checkpoint (no '{DEEPSPEED_LATEST}' file) nor a "
+                          f"torch distributed checkpoint (no '{DCP_METADATA}'); pass a .ckpt file or a checkpoint folder")
 
 
 def _require_complete(path: Path) -> None:
     if path.is_dir() and not (path / COMPLETE_MARKER).exists():
-        raise ValueError(f"{path} has no {COMPLETE_MARKER} marker: the save was interrupted (or it was not written "
-                         "by Shipyard); use another checkpoint, e.g. trainers.rundir.newest_complete_checkpoint")
+        raise CheckpointError(f"{path} has no {COMPLETE_MARKER} marker: the save was interrupted (or it was not written "
+                              "by Shipyard); use another checkpoint, e.g. trainers.rundir.newest_complete_checkpoint")
 
 
 def _strip_wrappers(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -136,7 +136,7 @@ def deepspeed_client_state(path: Path, exclude: set[str]) -> dict[str, Any]:
     tag = (path / DEEPSPEED_LATEST).read_text().strip()
     files = sorted((path / tag).glob("*model_states.pt"))
     if not files:
-        raise FileNotFoundError(f"{path / tag} has no *model_states.pt: not a complete DeepSpeed checkpoint")
+        raise CheckpointError(f"{path / tag} has no *model_states.pt: not a complete DeepSpeed checkpoint")
     state = load_checkpoint_file(files[0], deepspeed_globals())
     return {k: v for k, v in state.items() if k not in exclude}
 
@@ -176,7 +176,7 @@ def _dcp_state_dict(path: Path) -> dict[str, torch.Tensor]:
         _load_state_dict(loaded, storage_reader=SafeReader(str(path)),
                          planner=_EmptyStateDictLoadPlanner(keys={"state_dict"}), no_dist=True)
     if "state_dict" not in loaded:
-        raise ValueError(f"{path}: the distributed checkpoint has no 'state_dict' entry (not written by Lightning)")
+        raise CheckpointError(f"{path}: the distributed checkpoint has no 'state_dict' entry (not written by Lightning)")
     return dict(loaded["state_dict"])
 
 
@@ -186,7 +186,7 @@ def _lightning_state_dict(path: Path) -> dict[str, torch.Tensor]:
         return dict(checkpoint["state_dict"])
     if isinstance(checkpoint, dict) and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
         return dict(checkpoint)  # already a bare state dict (e.g. written by write_consolidated)
-    raise ValueError(f"{path} holds neither a Lightning checkpoint nor a state dict")
+    raise CheckpointError(f"{path} holds neither a Lightning checkpoint nor a state dict")
 
 
 def consolidate_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
@@ -203,8 +203,8 @@ def load_net_state_dict(checkpoint_path: str | Path) -> dict[str, torch.Tensor]:
     state_dict = consolidate_checkpoint(checkpoint_path)
     net = {k[len(NET_PREFIX):]: v for k, v in state_dict.items() if k.startswith(NET_PREFIX)}
     if not net:
-        raise ValueError(f"{checkpoint_path}: no '{NET_PREFIX}*' weights in the checkpoint (keys start with "
-                         f"{sorted({k.split('.')[0] for k in state_dict})}); was it written by a trainers.tasks module?")
+        raise CheckpointError(f"{checkpoint_path}: no '{NET_PREFIX}*' weights in the checkpoint (keys start with "
+                              f"{sorted({k.split('.')[0] for k in state_dict})}); was it written by a trainers.tasks module?")
     return net
 
 

@@ -10,6 +10,7 @@ from lightning.pytorch.strategies import ModelParallelStrategy
 from lightning.pytorch.utilities.rank_zero import rank_zero_info
 from torch import nn
 
+from core.errors import ConfigError
 from trainers.dir_checkpoint import DirectoryCheckpointMixin
 
 DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
@@ -34,7 +35,7 @@ def resolve_dtype(name: str | None, key: str) -> torch.dtype | None:
     if name is None:
         return None
     if name not in DTYPES:
-        raise ValueError(f"strategy.{key}={name!r}: use one of {', '.join(sorted(DTYPES))} or null")
+        raise ConfigError(f"strategy.{key}={name!r}: use one of {', '.join(sorted(DTYPES))} or null")
     return DTYPES[name]
 
 
@@ -79,7 +80,7 @@ def shard_net(net: nn.Module, mesh: Any, options: FullyShardOptions = FullyShard
     }
     units = shard_units(net, options.shard_module_types)
     if options.shard_module_types and not units:
-        raise ValueError(f"strategy.shard_module_types={list(options.shard_module_types)} matched no submodule "
+        raise ConfigError(f"strategy.shard_module_types={list(options.shard_module_types)} matched no submodule "
                          f"of {type(net).__name__}; name classes that occur in the net, or leave it empty")
     for unit in units:
         fully_shard(unit, reshard_after_forward=options.reshard_after_forward, **kwargs)

@@ -7,9 +7,11 @@ import re
 import sys
 from typing import Callable
 
+from core.errors import user_error_in
 from trainers.resolvers import REPO_ROOT
 
 _COULD_NOT_OVERRIDE = re.compile(r"Could not override '([^']+)'")
+_FULL_KEY = re.compile(r"full_key: (\S+)")
 
 
 def suggest(key: str, overrides: list[str], config_name: str, config_dir: str = "conf") -> str:
@@ -29,9 +31,33 @@ def suggest(key: str, overrides: list[str], config_name: str, config_dir: str = 
             f"(to add a new key on purpose: +{key}=...)")
 
 
+def user_facing(err: BaseException) -> tuple[int, str] | None:
+    """(exit code, message) for an error the user can fix; None for a bug (its traceback stays).
+
+    A UserError anywhere in the cause chain (raised inside Hydra's instantiate or an OmegaConf resolver), or
+    a constructor refusing a config value (ValueError/KeyError/TypeError, Lightning's MisconfigurationException)
+    while Hydra instantiated the node that `full_key` names.
+    """
+    from hydra.errors import InstantiationException
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    if (user := user_error_in(err)) is not None:
+        return user.exit_code, str(user)
+    cause = err.__cause__
+    if isinstance(err, InstantiationException) and isinstance(
+            cause, (ValueError, KeyError, TypeError, MisconfigurationException)):
+        found = _FULL_KEY.search(str(err))
+        node = found.group(1) if found else "config"
+        text = cause.args[0] if isinstance(cause, KeyError) and cause.args else str(cause)
+        return 2, (f"invalid config:\n  - {node}: {text}\n"
+                   f"(HYDRA_FULL_ERROR=1 shows the traceback)")
+    return None
+
+
 def run_with_config_errors(main: Callable[[], object], script: str, config_name: str,
                            config_dir: str = "conf") -> None:
-    """Run a @hydra.main entry point; a composition error (unknown key, missing group) exits 2 with one line."""
+    """Run a @hydra.main entry point; a composition error (unknown key, missing group) or an error the user can fix
+    (`user_facing`) exits with its message and no traceback (HYDRA_FULL_ERROR=1 keeps the traceback)."""
     from hydra.errors import ConfigCompositionException
 
     full_error = os.environ.get("HYDRA_FULL_ERROR")
@@ -49,6 +75,11 @@ def run_with_config_errors(main: Callable[[], object], script: str, config_name:
             message = str(err)
         print(f"{script}: invalid config:\n  - {message}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception as err:  # noqa: BLE001 - re-raised unless it is the user's to fix
+        if full_error == "1" or (report := user_facing(err)) is None:
+            raise
+        print(f"{script}: {report[1]}", file=sys.stderr)
+        raise SystemExit(report[0]) from None
     finally:
         if full_error is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)

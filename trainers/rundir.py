@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text, fsync_dir  # noqa: F401 - re-exported
+from core.errors import ConfigError, MissingPathError
 from core.rundir import CHECKPOINT_DIR, COMPLETE_MARKER, RunDir, is_complete_checkpoint, read_json  # noqa: F401
 
 TRACKED_PACKAGES = ("torch", "torchvision", "lightning", "hydra-core", "transformers", "torchmetrics", "deepspeed")
@@ -58,13 +59,13 @@ def resolve_resume_checkpoint(run_dir: Path, ckpt_path: str | None, resume: str 
     if ckpt_path:
         path = Path(ckpt_path)
         if not path.exists():
-            raise FileNotFoundError(f"ckpt_path={ckpt_path} does not exist")
+            raise MissingPathError(f"ckpt_path={ckpt_path} does not exist")
         if not is_complete_checkpoint(path):
-            raise ValueError(f"ckpt_path={ckpt_path} is not a complete checkpoint (truncated or corrupt)")
+            raise ConfigError(f"ckpt_path={ckpt_path} is not a complete checkpoint (truncated or corrupt)")
         return path
     if resume in (None, "never", False):
         return None
     if resume != "auto":
-        raise ValueError(f"resume={resume!r}: use resume=auto (or leave it unset)")
+        raise ConfigError(f"resume={resume!r}: use resume=auto (or leave it unset)")
     found = newest_complete_checkpoint(run_dir)
     return found

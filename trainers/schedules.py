@@ -7,6 +7,8 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from core.errors import ConfigError
+
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int = 0, total_steps: int | None = None,
                   min_lr_ratio: float = 0.1) -> torch.optim.lr_scheduler.LambdaLR:
@@ -16,12 +18,12 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int = 0, total
     when the config leaves it out); stepped every optimizer step (`scheduler_interval: step`).
     """
     if total_steps is None or total_steps <= 0:
-        raise ValueError("warmup_cosine needs total_steps > 0: set trainer.max_steps (or model.scheduler.total_steps)")
+        raise ConfigError("warmup_cosine needs total_steps > 0: set trainer.max_steps (or model.scheduler.total_steps)")
     if warmup_steps < 0:
-        raise ValueError(f"model.scheduler.warmup_steps={warmup_steps} must be >= 0")
+        raise ConfigError(f"model.scheduler.warmup_steps={warmup_steps} must be >= 0")
     warmup_steps = min(warmup_steps, total_steps - 1)  # smoke runs (fast_dev_run, a few steps) stay valid
     if not 0.0 <= min_lr_ratio <= 1.0:
-        raise ValueError(f"model.scheduler.min_lr_ratio={min_lr_ratio} must be in [0, 1]")
+        raise ConfigError(f"model.scheduler.min_lr_ratio={min_lr_ratio} must be in [0, 1]")
 
     def factor(step: int) -> float:
         if step < warmup_steps:

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import numpy as np
 from omegaconf import DictConfig
 
-from evaluation.baselines import compare, plot_baselines, run_baselines
+from evaluation.baselines import BASELINES, compare, plot_baselines, run_baselines
 from evaluation.calibration import calibrate, write_calibration
 from evaluation.classification import classification_metrics, plot_confusion_matrices, plot_roc_pr
 from evaluation.explain import explain
@@ -73,18 +73,19 @@ def _baselines(data: EvaluationData, cfg: DictConfig, deep: dict[str, Any], out_
     train_y = np.array([data.datamodule.item_labels[i] for i in data.datamodule.splits["train"]])
     test_y = data.outputs["test"].labels.numpy()
     if data.kind == "tabular":  # linear, random forest, XGBoost, LightGBM on the run's own encoding
+        from evaluation.tabular import BASELINES as TABULAR_BASELINES
         from evaluation.tabular import classification_scores, run_tabular_baselines
 
-        models = run_tabular_baselines(data, classification_scores)
+        models = run_tabular_baselines(data, classification_scores, list(cfg.baselines.models or TABULAR_BASELINES))
     else:
         models = run_baselines(data.features("train"), train_y, data.features("test"), test_y, data.kind,
-                               list(cfg.baselines.models), int(data.cfg.get("seed", 0)))
+                               list(cfg.baselines.models or BASELINES), int(data.cfg.get("seed", 0)))
     deep_scores = {"accuracy": deep["accuracy"], "f1_macro": deep["macro"]["f1"]}
     plot_baselines(deep_scores, models, out_dir / "baselines.png")
     features = {"text": "TF-IDF word 1-2 grams", "tabular": "the run's imputation + standardisation, categories one-hot"
                 }.get(data.kind, "flattened preprocessed pixels (standardised)")
     return {"features": features, "trained_on": "train split", "evaluated_on": "test split", "models": models,
-            "deep": deep_scores, **compare(deep_scores, models, cfg.baselines.metric)}
+            "deep": deep_scores, **compare(deep_scores, models, cfg.baselines.metric or "accuracy")}
 
 
 def sections(data: EvaluationData, cfg: DictConfig, out_dir: Path, timed: Timed) -> dict[str, Any]:

@@ -10,15 +10,17 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from core.errors import ConfigError
 from core.rundir import RunDir, atomic_write_json
 from core.figures import new_figure, save_png
 from evaluation.groups import resolve_groups
 from evaluation.predictions import EvaluationData, load_evaluation_data
 from evaluation.report_md import fmt, table
-from evaluation.tabular import captum_attributions, encoded, permutation_importance, run_tabular_baselines
+from evaluation.tabular import BASELINES, captum_attributions, encoded, permutation_importance, run_tabular_baselines
 from runtime.tabular_io import destandardise
 
 Timed = Callable[..., Any]
+REGRESSION_METRICS = ("r2", "rmse", "mae")  # what baselines.metric may judge a regression run on
 DEFAULT_SUCCESS = ("test/r2", 0.0, "max")  # used when success.metric is left at the classification default
 # MODEL_CARD.md's default wording for this task (evaluation/model_card.py; cfg.card overrides it)
 CARD_USE = {
@@ -132,15 +134,20 @@ def _explanations(data: EvaluationData, cfg: DictConfig) -> dict[str, Any]:
     return {"permutation_importance": perm, "attributions": captum}
 
 
-def _baselines(data: EvaluationData, deep: dict[str, float]) -> dict[str, Any]:
-    models = run_tabular_baselines(data, scores)
-    best = max(models, key=lambda n: models[n]["r2"])
+def _baselines(data: EvaluationData, deep: dict[str, float], names: list[str] | None = None,
+               metric: str | None = None) -> dict[str, Any]:
+    metric = metric or "r2"
+    if metric not in REGRESSION_METRICS:
+        raise ConfigError(f"baselines.metric={metric!r}: a regression run is judged on one of {list(REGRESSION_METRICS)}")
+    models = run_tabular_baselines(data, scores, names or BASELINES)
+    # the best baseline by `metric` (higher R², lower RMSE / MAE)
+    best = (max if metric == "r2" else min)(models, key=lambda n: models[n][metric])
     # positive margin = the deep model is better (higher R², lower RMSE / MAE)
     margin = {"r2": deep["r2"] - models[best]["r2"], "rmse": models[best]["rmse"] - deep["rmse"],
               "mae": models[best]["mae"] - deep["mae"]}
     return {"features": "the run's imputation + standardisation, categories one-hot", "trained_on": "train split",
             "evaluated_on": "test split", "models": models, "deep": {k: deep[k] for k in ("rmse", "mae", "r2")},
-            "best": best, "metric": "r2", "margin": margin}
+            "best": best, "metric": metric, "margin": margin}
 
 
 def sections(data: EvaluationData, cfg: DictConfig, out_dir: Path, timed: Timed) -> dict[str, Any]:
@@ -153,7 +160,8 @@ def sections(data: EvaluationData, cfg: DictConfig, out_dir: Path, timed: Timed)
     if cfg.explanations.enabled:
         report["explanations"] = timed("explanations", _explanations, data, cfg)
     if cfg.baselines.enabled:
-        report["baselines"] = timed("baselines", _baselines, data, report["regression"]["test"])
+        report["baselines"] = timed("baselines", _baselines, data, report["regression"]["test"],
+                                    list(cfg.baselines.models or BASELINES), cfg.baselines.metric)
     return report
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from core.errors import ConfigError
 from datamodules.cv import cv_splits
 from evaluation.baselines import compare, plot_baselines, run_baselines
 from evaluation.calibration import calibrate, calibration_errors, fit_temperature, nll
@@ -118,7 +119,7 @@ def test_success_verdict() -> None:
     assert verdict(report, "test/acc", 0.8)["verdict"] == "PASS"
     assert verdict(report, "test/acc", 0.81)["verdict"] == "FAIL"
     assert verdict(report, "test/ece_after", 0.04, "min")["verdict"] == "FAIL"
-    with pytest.raises(KeyError, match="available"):
+    with pytest.raises(ConfigError, match="available"):
         verdict(report, "test/accuracy_typo", 0.5)
 
 

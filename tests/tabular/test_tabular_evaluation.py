@@ -49,6 +49,24 @@ def test_penguins_report_has_tabular_baselines(tabular_run):
     assert "permutation_importance" in report["explanations"]
 
 
+
+def test_baselines_models_and_metric_are_read_for_a_table(tabular_run, tmp_path):
+    """baselines.models / baselines.metric used to be ignored for tabular runs (always four models, judged on R²)."""
+    import shutil
+
+    from core.errors import ConfigError
+    from evaluation.tasks.regression import _baselines
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(tabular_run("tabular_diabetes_mlp"), run_dir)  # the session fixture's report stays as it is
+    run_entry("evaluate.py", f"run_dir={run_dir}", "baselines.models=[linear,xgboost]", "baselines.metric=rmse",
+              "fairness.enabled=false", "explanations.enabled=false", "model_card=false", check=False)
+    baselines = report_of(run_dir)["baselines"]
+    assert set(baselines["models"]) == {"linear", "xgboost"} and baselines["metric"] == "rmse"
+    assert baselines["best"] == min(baselines["models"], key=lambda n: baselines["models"][n]["rmse"])
+    with pytest.raises(ConfigError, match="baselines.metric='accuracy': a regression run is judged on one of"):
+        _baselines(None, {}, None, "accuracy")
+
 def test_conformal_coverage_within_five_points(tmp_path):
     """A 1500-row synthetic table (heteroscedastic noise): test coverage of the 90% interval is 85-95%."""
     generator = np.random.default_rng(0)

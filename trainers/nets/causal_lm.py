@@ -13,13 +13,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from core.errors import ConfigError
 from trainers.flops import decoder_flops_per_token
 
 ARCHS = ("llama", "gpt2")
 ATTENTION = "sdpa"  # torch's scaled_dot_product_attention: flash/memory-efficient kernels where the device has them
 
 
-class NetConfigError(ValueError):
+class NetConfigError(ConfigError):
     """A net setting that cannot work, named with its fix."""
 
 

@@ -13,6 +13,8 @@ from lightning.pytorch import LightningModule
 from torch import nn
 from torchmetrics import MetricCollection
 
+from core.errors import ConfigError
+
 STAGES = ("train", "val", "test")
 
 
@@ -194,11 +196,21 @@ class TaskModule(LightningModule):
 
     def configure_optimizers(self) -> Any:
         # self.trainer.model: the wrapped module, so this stays right under FSDP/DeepSpeed
-        optimizer = self.optimizer_factory(params=self.trainer.model.parameters())
+        optimizer = self.build("optimizer", self.optimizer_factory, params=self.trainer.model.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer=optimizer)
+        scheduler = self.build("scheduler", self.scheduler_factory, optimizer=optimizer)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
         }
+
+    @staticmethod
+    def build(key: str, factory: Callable[..., Any], **kwargs: Any) -> Any:
+        """Call model.<key>'s partial; a value torch refuses (lr=-1) surfaces only here: a ConfigError naming it."""
+        try:
+            return factory(**kwargs)
+        except ConfigError:
+            raise
+        except ValueError as err:
+            raise ConfigError(f"model.{key}: {err}") from err

@@ -189,13 +189,13 @@ class LanguageModeling(TaskModule):
     # ------------------------------------------------------------------ optimization
     def configure_optimizers(self) -> Any:
         groups = decay_param_groups(self.named_parameters(), float(self.hparams.weight_decay))
-        optimizer = self.optimizer_factory(params=groups)
+        optimizer = self.build("optimizer", self.optimizer_factory, params=groups)
         if self.scheduler_factory is None:
             return optimizer
         kwargs: dict[str, Any] = {}
         if _takes_total_steps(self.scheduler_factory):  # a step schedule's length: the trainer knows it
             kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        scheduler = self.scheduler_factory(optimizer=optimizer, **kwargs)
+        scheduler = self.build("scheduler", self.scheduler_factory, optimizer=optimizer, **kwargs)
         return {"optimizer": optimizer,
                 "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval}}
 
