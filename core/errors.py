@@ -32,5 +32,8 @@ def user_error_in(err: BaseException) -> UserError | None:
         if isinstance(current, UserError):
             return current
         seen.add(id(current))
-        current = current.__cause__ or current.__context__
+        # explicit causes only (`raise ... from`), so a bug raised while handling a UserError keeps its traceback;
+        # OmegaConf drops the cause of a resolver's error (OC_CAUSE unset) and leaves it as the context
+        wraps_silently = type(current).__module__.startswith("omegaconf.")
+        current = current.__cause__ or (current.__context__ if wraps_silently else None)
     return None

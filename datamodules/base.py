@@ -101,7 +101,7 @@ class ClassificationDataModule(EpochResumeMixin, LightningDataModule):
         for split in SPLITS:
             if not self.splits.get(split):
                 raise DataError(f"{type(self).__name__}: the {split} split is empty; add data or adjust "
-                              "datamodule.val_fraction / test_fraction")
+                                "datamodule.val_fraction / test_fraction")
             self.datasets[split] = self._make_dataset(split, self.splits[split])
         self._ready = True
 

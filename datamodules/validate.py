@@ -80,4 +80,6 @@ if __name__ == "__main__":
         if arg.startswith("run_dir="):
             _RUN_DIR.append(arg.split("=", 1)[1])
             sys.argv.remove(arg)
-    main()
+    from trainers.override_errors import run_with_config_errors
+
+    run_with_config_errors(main, "datamodules.validate", "train")

@@ -110,3 +110,26 @@ def test_an_optimizer_value_torch_refuses_is_a_config_error_naming_model_optimiz
         TaskModule.build("optimizer", functools.partial(torch.optim.AdamW, lr=-1), params=params)
     assert isinstance(TaskModule.build("optimizer", functools.partial(torch.optim.AdamW, lr=1e-3), params=params),
                       torch.optim.AdamW)
+
+
+def test_a_bug_raised_while_handling_a_user_error_is_not_reported_as_that_user_error():
+    try:
+        try:
+            raise ConfigError("a wrong value")
+        except ConfigError:
+            raise RuntimeError("a bug in the handler")  # noqa: B904 - the implicit context is the point
+    except RuntimeError as err:
+        assert user_error_in(err) is None and user_facing(err) is None
+
+
+def test_datamodules_validate_reports_a_wrong_column_without_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "datamodules.validate", "+experiment=tabular_diabetes_mlp",
+                           "datamodule.target=progresion", f"paths.output_root={tmp_path}"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "datamodules.validate: datamodule.target='progresion' is not a column" in proc.stderr
