@@ -59,8 +59,6 @@ def frame_rows(path: Path) -> list[dict[str, Any]]:
 class TabularDataModule(ClassificationDataModule):
     """datamodule=tabular: train_file (+ test_file, else a seeded test split), target, task, column roles."""
 
-    net_module = "trainers.nets.tabular"  # the nets that read these batches (x_num, x_cat)
-
     def __init__(self, train_file: str, target: str, test_file: str | None = None, task: str | None = None,
                  numeric: Sequence[str] | None = None, categorical: Sequence[str] | None = None,
                  drop: Sequence[str] | None = None, id_column: str | None = None, min_frequency: int = 1,

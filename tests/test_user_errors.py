@@ -80,21 +80,36 @@ def test_data_and_path_errors_are_user_errors_of_the_right_builtin_kind(tmp_path
         TabularDataModule(train_file=str(empty), target="y").setup("fit")
 
 
-def test_a_model_of_another_task_than_the_data_is_refused_before_fit():
-    """penguins' species (classification) under the regression MLP used to fail mid-step with KeyError 'target'."""
+def test_a_model_that_does_not_fit_the_data_is_refused_before_fit(tmp_path):
+    """penguins' species (classification) under the regression MLP failed mid-step with KeyError 'target', and
+    digit images under the MiniLM classifier with "forward() got an unexpected keyword argument 'pixel_values'"."""
     from datamodules.tabular import TabularDataModule
-    from trainers.tasks import check_task_fits_data
+    from trainers.compose import compose_train
+    from trainers.tasks import check_model_fits_data
     from trainers.tasks.classification import Classifier
     from trainers.tasks.regression import Regressor
 
+    def model(name):
+        return compose_train([f"+experiment={name}"], tmp_path).model
+
     penguins = TabularDataModule(train_file=str(REPO / "data" / "tabular" / "penguins.csv"), target="species")
     penguins.setup("fit")
-    check_task_fits_data(Classifier, penguins, "trainers.tasks.classification.Classifier")
+    check_model_fits_data(Classifier, penguins, model("tabular_penguins_mlp"))
     with pytest.raises(ConfigError) as err:
-        check_task_fits_data(Regressor, penguins, "trainers.tasks.regression.Regressor")
+        check_model_fits_data(Regressor, penguins, model("tabular_diabetes_mlp"))
     message = str(err.value)
-    assert "the data is for classification" in message and "trains regression" in message
+    assert "the data is for classification but model._target_='trainers.tasks.regression.Regressor' trains " \
+           "regression" in message
     assert "(model=tabular_mlp_classifier)" in message and "datamodule.task=regression" in message
+
+    digits = instantiate(compose_train(["+experiment=digits_cnn"], tmp_path).datamodule)
+    digits.setup("fit")
+    check_model_fits_data(Classifier, digits, model("digits_cnn"))
+    with pytest.raises(ConfigError) as err:
+        check_model_fits_data(Classifier, digits, model("text_minilm"))
+    message = str(err.value)
+    assert "HFSequenceClassifier' does not take this data's inputs ['pixel_values']" in message
+    assert "(model=cnn, model=resnet18)" in message
 
 
 def test_an_optimizer_value_torch_refuses_is_a_config_error_naming_model_optimizer():

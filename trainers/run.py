@@ -21,7 +21,7 @@ from trainers.cost import process_wall_seconds, record_attempt_cost
 from trainers.hparams import log_hparams
 from trainers.strategy_check import check_strategy
 from trainers.train_options import check_train_options
-from trainers.tasks import check_task_fits_data
+from trainers.tasks import check_model_fits_data
 from trainers.tasks.base import TaskModule
 from trainers.resolvers import REPO_ROOT, RUN_ID_ENV, process_rank
 from trainers.resume_changes import RebuildSchedule, check_resume_changes, horizon_changed
@@ -172,7 +172,7 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
     datamodule = instantiate(cfg.datamodule)
     datamodule.setup("fit")
     task = task_module_class(cfg)
-    check_task_fits_data(task, datamodule, cfg.model._target_)
+    check_model_fits_data(task, datamodule, cfg.model)
     with open_dict(cfg):  # e.g. model.num_classes: the head's size comes from the data
         cfg.model.update(task.model_config(datamodule))
         if hasattr(datamodule, "net_config"):  # sizes fitted on the data (tabular: input widths, vocabularies)
