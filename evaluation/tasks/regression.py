@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -134,12 +134,13 @@ def _explanations(data: EvaluationData, cfg: DictConfig) -> dict[str, Any]:
     return {"permutation_importance": perm, "attributions": captum}
 
 
-def _baselines(data: EvaluationData, deep: dict[str, float], names: list[str] | None = None,
+def _baselines(data: EvaluationData, deep: dict[str, float], names: Sequence[str] | None = None,
                metric: str | None = None) -> dict[str, Any]:
+    """The tabular baselines (`names`, default all four) beside the net, the best judged on `metric` (default r2)."""
     metric = metric or "r2"
     if metric not in REGRESSION_METRICS:
         raise ConfigError(f"baselines.metric={metric!r}: a regression run is judged on one of {list(REGRESSION_METRICS)}")
-    models = run_tabular_baselines(data, scores, names or BASELINES)
+    models = run_tabular_baselines(data, scores, list(names or BASELINES))
     # the best baseline by `metric` (higher R², lower RMSE / MAE)
     best = (max if metric == "r2" else min)(models, key=lambda n: models[n][metric])
     # positive margin = the deep model is better (higher R², lower RMSE / MAE)
@@ -161,7 +162,7 @@ def sections(data: EvaluationData, cfg: DictConfig, out_dir: Path, timed: Timed)
         report["explanations"] = timed("explanations", _explanations, data, cfg)
     if cfg.baselines.enabled:
         report["baselines"] = timed("baselines", _baselines, data, report["regression"]["test"],
-                                    list(cfg.baselines.models or BASELINES), cfg.baselines.metric)
+                                    cfg.baselines.models, cfg.baselines.metric)
     return report
 
 
