@@ -238,4 +238,18 @@ def _train(cfg: DictConfig) -> dict[str, Any]:
         print(f"run directory: {run_dir}")
         # train.py then runs evaluation/after_training.py on this rank (trainers never import evaluation)
         summary["evaluate"] = bool(cfg.get("evaluate"))
+    release_process_group()
     return summary
+
+
+def release_process_group() -> None:
+    """Destroy the process group once this rank's collectives are done (a normal end only, as torchtitan does).
+
+    A rank that exits with gloo's worker threads alive can abort at interpreter shutdown ("terminate called
+    without an active exception", pytorch/pytorch#190489): a finished 2-node Slurm step then ends FAILED.
+    A later train() in the same process (an in-process multirun) initializes a new group.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
