@@ -5,8 +5,6 @@ RUN_DIR/MODEL_CARD.md. Exit code: 0 when the success criterion passes, 3 when it
 """
 from __future__ import annotations
 
-import sys
-
 import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
@@ -14,6 +12,7 @@ from omegaconf import DictConfig
 from core.rundir import RunDir
 from core.schema import defaults
 from evaluation.config import EvaluateConfig
+from trainers.override_errors import reports_user_errors, run_with_config_errors
 from trainers.resolvers import register
 
 register()
@@ -22,31 +21,19 @@ ConfigStore.instance().store(name="evaluate_options", node=defaults(EvaluateConf
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+@reports_user_errors("evaluate.py")  # a typo'd key, a missing or refused checkpoint: one line, exit 2
 def main(cfg: DictConfig) -> None:
     """Validate the config, evaluate the run, exit with the verdict."""
-    from core.errors import ConfigError
     from evaluation.config import validate
     from evaluation.report import evaluate_run, summary_line
     from evaluation.success import EXIT_FAIL, EXIT_PASS
 
-    try:
-        cfg = validate(cfg)
-    except ConfigError as err:  # a typo'd key or a wrong type: core/schema.py's message
-        print(f"evaluate.py: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    from core.errors import UserError
-
-    try:
-        report = evaluate_run(cfg)
-    except UserError as err:  # e.g. a refused (unsafe) or missing checkpoint: the message, no traceback
-        print(f"evaluate.py: {err}", file=sys.stderr)
-        raise SystemExit(err.exit_code) from None
+    cfg = validate(cfg)
+    report = evaluate_run(cfg)
     print(f"evaluation: {summary_line(report)}")
     print(f"report: {RunDir(cfg.run_dir).report_md_path}")
     raise SystemExit(EXIT_PASS if report["success"]["verdict"] == "PASS" else EXIT_FAIL)
 
 
 if __name__ == "__main__":
-    from trainers.override_errors import run_with_config_errors
-
     run_with_config_errors(main, "evaluate.py", "evaluate")

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from core.rundir import RunDir
 from core.schema import defaults
 from serving.export.config import ExportConfig
+from trainers.override_errors import reports_user_errors, run_with_config_errors
 from trainers.resolvers import register
 
 register()
@@ -30,19 +31,15 @@ def typed_version(cfg: DictConfig) -> str:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
+@reports_user_errors("export.py")  # what the handlers below do not name (e.g. a net config refused when built)
 def main(cfg: DictConfig) -> None:
     """Export, check parity, package; exit 2 on a config error, 1 with the reason on any other failure."""
-    from core.errors import ConfigError
     from serving.export.config import export_config
     from serving.export.exporter import export_run
     from serving.export.parity import ParityError, Tolerance
     from serving.export.run_loading import ExportError
 
-    try:
-        opts = export_config(cfg)
-    except ConfigError as err:
-        print(f"export.py: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    opts = export_config(cfg)  # a config error exits 2 (reports_user_errors)
     if opts.format == "hf":
         from serving.export.hf_format import export_hf
 
@@ -76,6 +73,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from trainers.override_errors import run_with_config_errors
-
     run_with_config_errors(main, "export.py", "export")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -11,6 +10,7 @@ from omegaconf import DictConfig
 from core.schema import defaults
 from serving.scoring.config import ScoreOptions
 from serving.scoring.slurm_array import ScoreSlurmConfig
+from trainers.override_errors import reports_user_errors, run_with_config_errors
 from trainers.resolvers import register
 
 register()
@@ -21,26 +21,23 @@ ConfigStore.instance().store(group="slurm", name="score", node=defaults(ScoreSlu
 
 
 @hydra.main(version_base="1.3", config_path="conf/score", config_name="score")
+@reports_user_errors("score.py")  # a bad option, input or model, a refused sbatch: one line, exit 2
 def main(cfg: DictConfig) -> None:
     """Check the config, then score this task's share of the input (or submit a Slurm array)."""
-    from serving.scoring.config import USER_ERRORS, options_from_config
+    from serving.scoring.config import options_from_config
     from trainers.slurm import inside_allocation
 
-    try:
-        opts = options_from_config(cfg)
-        if cfg.launcher.name == "slurm" and not inside_allocation():  # submit the array, then exit
-            from hydra.core.hydra_config import HydraConfig
+    opts = options_from_config(cfg)
+    if cfg.launcher.name == "slurm" and not inside_allocation():  # submit the array, then exit
+        from hydra.core.hydra_config import HydraConfig
 
-            from serving.scoring.slurm_array import submit_scoring
+        from serving.scoring.slurm_array import submit_scoring
 
-            submit_scoring(cfg, list(HydraConfig.get().overrides.task))
-            return
-        from serving.scoring.runner import score
+        submit_scoring(cfg, list(HydraConfig.get().overrides.task))
+        return
+    from serving.scoring.runner import score
 
-        summary = score(opts)
-    except USER_ERRORS as err:
-        print(f"score.py: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    summary = score(opts)
     print(json.dumps({k: summary[k] for k in ("shard_index", "num_shards", "scored", "rejected",
                                               "records_per_second")}))
     if summary["success"]:
@@ -48,6 +45,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    from trainers.override_errors import run_with_config_errors
-
     run_with_config_errors(main, "score.py", "score", "conf/score")

@@ -14,6 +14,7 @@ import hydra
 from omegaconf import DictConfig
 
 from core.rundir import RunDir
+from trainers.override_errors import reports_user_errors, run_with_config_errors
 from trainers.resolvers import REPO_ROOT, register
 
 register()
@@ -21,6 +22,7 @@ _RUN_DIR: list[str] = []  # `run_dir=PATH` is taken off the command line: it is 
 
 
 @hydra.main(version_base="1.3", config_path=str(REPO_ROOT / "conf"), config_name="train")
+@reports_user_errors("datamodules.validate")  # a wrong column, missing data: one line, exit 2
 def main(cfg: DictConfig) -> None:
     """Compose like train.py, run every check, write the data report."""
     from hydra.utils import instantiate
@@ -80,6 +82,4 @@ if __name__ == "__main__":
         if arg.startswith("run_dir="):
             _RUN_DIR.append(arg.split("=", 1)[1])
             sys.argv.remove(arg)
-    from trainers.override_errors import run_with_config_errors
-
     run_with_config_errors(main, "datamodules.validate", "train")

@@ -26,6 +26,7 @@ def test_train_py_names_the_value_and_exits_2_without_a_traceback(args, says, tm
     proc = run_entry("train.py", *args, f"paths.output_root={tmp_path}", "evaluate=false", check=False)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "Error executing job" not in proc.stderr  # reported inside the job (reports_user_errors), not after it
     assert not any(tmp_path.rglob("*.ckpt")) and not any(tmp_path.rglob("run.json"))
 
 

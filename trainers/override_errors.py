@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import sys
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
 from core.errors import user_error_in
 from trainers.resolvers import REPO_ROOT
 
 _COULD_NOT_OVERRIDE = re.compile(r"Could not override '([^']+)'")
 _FULL_KEY = re.compile(r"full_key: (\S+)")
+TaskFunction = TypeVar("TaskFunction", bound=Callable[..., Any])
+_user_full_error: str | None = None  # HYDRA_FULL_ERROR as the user set it (run_with_config_errors forces "1")
 
 
 def suggest(key: str, overrides: list[str], config_name: str, config_dir: str = "conf") -> str:
@@ -54,13 +57,38 @@ def user_facing(err: BaseException) -> tuple[int, str] | None:
     return None
 
 
+def _exit_if_user_facing(script: str, err: Exception) -> None:
+    """Print `script: message` and exit with its code when the user can fix `err`; return (to re-raise) otherwise."""
+    if _user_full_error == "1" or (report := user_facing(err)) is None:
+        return
+    print(f"{script}: {report[1]}", file=sys.stderr)
+    raise SystemExit(report[0]) from None
+
+
+def reports_user_errors(script: str) -> Callable[[TaskFunction], TaskFunction]:
+    """Under @hydra.main: an error the user can fix (`user_facing`) exits with one line and its code inside the
+    job (so Hydra adds no "Error executing job" line); anything else keeps its traceback."""
+    def decorate(task: TaskFunction) -> TaskFunction:
+        @functools.wraps(task)  # Hydra unwraps __wrapped__ to find the script's config_path
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return task(*args, **kwargs)
+            except Exception as err:  # noqa: BLE001 - re-raised unless it is the user's to fix
+                _exit_if_user_facing(script, err)
+                raise
+        return run  # type: ignore[return-value]
+    return decorate
+
+
 def run_with_config_errors(main: Callable[[], object], script: str, config_name: str,
                            config_dir: str = "conf") -> None:
-    """Run a @hydra.main entry point; a composition error (unknown key, missing group) or an error the user can fix
-    (`user_facing`) exits with its message and no traceback (HYDRA_FULL_ERROR=1 keeps the traceback)."""
+    """Run a @hydra.main entry point; a composition error (unknown key, missing group) exits 2 with one line, and
+    so does an error the user can fix raised before the job starts (a resolver Hydra runs on its own nodes, e.g.
+    `cv.folds=1` through hydra.mode); in the job, `reports_user_errors` does it. HYDRA_FULL_ERROR=1 keeps tracebacks."""
     from hydra.errors import ConfigCompositionException
 
-    full_error = os.environ.get("HYDRA_FULL_ERROR")
+    global _user_full_error
+    full_error = _user_full_error = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing and exiting 1: we report it
     try:
         main()
@@ -76,10 +104,8 @@ def run_with_config_errors(main: Callable[[], object], script: str, config_name:
         print(f"{script}: invalid config:\n  - {message}", file=sys.stderr)
         raise SystemExit(2) from None
     except Exception as err:  # noqa: BLE001 - re-raised unless it is the user's to fix
-        if full_error == "1" or (report := user_facing(err)) is None:
-            raise
-        print(f"{script}: {report[1]}", file=sys.stderr)
-        raise SystemExit(report[0]) from None
+        _exit_if_user_facing(script, err)
+        raise
     finally:
         if full_error is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from core.errors import UserError
 from core.schema import validate
 from trainers.config_check import ConfigError
 from trainers.resolvers import REPO_ROOT
@@ -29,8 +30,8 @@ class SlurmEnvironmentError(ConfigError):
     """The Slurm allocation does not match the config (tasks per node vs devices, nodes vs num_nodes)."""
 
 
-class SubmitError(RuntimeError):
-    """sbatch refused the script (its message included)."""
+class SubmitError(UserError, RuntimeError):
+    """sbatch refused the script (its message included): printed without a traceback, exit 2."""
 
 
 def parse_time(value: str | int) -> int:

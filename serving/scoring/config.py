@@ -14,16 +14,15 @@ from typing import Any, Mapping, Sequence
 
 from omegaconf import DictConfig
 
+from core.errors import UserError
 from core.schema import validate
 from serving.scoring.lm_options import JOB_TASKS, GenerationOptions, PerplexityOptions
 from serving.scoring.slurm_array import ScoreSlurmConfig
-from trainers.config_check import ConfigError
-from trainers.slurm import SubmitError
 from trainers.train_options import Launcher
 
 
-class ScoringError(ValueError):
-    """Base: the message names the problem and the fix."""
+class ScoringError(UserError, ValueError):
+    """Base: the message names the problem and the fix (score.py prints it, exit 2)."""
 
 
 class InputError(ScoringError):
@@ -168,9 +167,6 @@ def plan_batches(chunks: Sequence[Chunk], batch_size: int) -> list[tuple[int, li
             for chunk in chunks for start in range(0, len(chunk.positions), batch_size)]
 
 
-
-# every error a user can fix by changing the command line or the input: printed without a traceback
-USER_ERRORS = (ScoringError, ConfigError, SubmitError)
 
 
 def options_from_config(cfg: DictConfig | Mapping[str, Any]) -> ScoreOptions:

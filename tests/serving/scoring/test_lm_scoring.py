@@ -20,7 +20,8 @@ from runtime.lm_generate import DecoderShape, SamplingParams, generate
 from serving.export import targets
 from serving.export.exporter import export_run
 from serving.export.run_loading import build_net, load_run_config, resolve_checkpoint
-from serving.scoring.config import Columns, ConfigError, ScoreOptions, options_from_config
+from core.errors import ConfigError
+from serving.scoring.config import Columns, ScoreOptions, options_from_config
 from serving.scoring.lm import GenerationSettingsError, record_seed
 from serving.scoring.lm_options import GenerationOptions, PerplexityOptions
 from serving.scoring.perplexity import windows
